@@ -1,0 +1,15 @@
+"""tapegrad: reverse-mode automatic differentiation of scalar Python code on a tape.
+
+>>> from tapegrad import Value
+>>> a = Value(2.0); b = Value(-3.0)
+>>> c = a * b + a
+>>> c.backward()
+>>> a.grad, b.grad
+(-2.0, 2.0)
+"""
+
+from tapegrad import math
+from tapegrad.engine import Value, Var
+
+__all__ = ["Var", "Value", "math"]
+__version__ = "0.1.0"

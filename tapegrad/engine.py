@@ -1,0 +1,815 @@
+"""The tape engine: ``Tape``, the ``Var`` handle, recording and the reverse sweep.
+
+How it works
+------------
+A :class:`Tape` is a Wengert list stored as a struct of arrays. Entry ``k``
+holds the primitive's rule, the indices of (up to) two inputs, the two local
+partials ``d out / d input`` and the value. Index 0 is a placeholder meaning
+"no input": a constant operand, or the second input of a unary primitive, is
+recorded with index 0 and partial 0, so the reverse sweep needs no branches
+per arity. A primitive with more than two inputs (see
+:func:`tapegrad.primitive`) is recorded as a short chain of entries, each
+taking the previous one (partial 1) and one more input.
+
+A :class:`Var` is a small handle: its value in ``data`` and, for results of
+operations, its tape and index. ``backward()`` is one loop over the tape in
+reverse: ``adj[input] += partial * adj[k]``. Nothing recurses, nothing is
+sorted, and a node used twice simply receives two contributions.
+
+Levels and nesting
+------------------
+Tapes have levels. Level 0 is the *ambient* tape that plain micrograd-style
+code records on; every function transform (``grad``, ``jvp`` ...) opens a tape
+one level up. An operation records on the tape of its highest-level operand;
+operands of lower levels are constants there, and their "value" is the outer
+Var itself. Values and partials on a level-``n`` tape are therefore Vars of
+level ``n - 1`` (or floats), so the reverse sweep of an inner tape records on
+the outer tape: that is how ``grad(grad(f))`` works, with no perturbation
+confusion. The stack of current tapes lives in a ``ContextVar``, so threads
+and asyncio tasks record on their own tapes.
+
+Memory
+------
+Intermediate Vars hold their tape; a tape holds no intermediate Var, and a
+leaf (a Var the user created) holds no tape, only the serial number of the
+tape it was last registered on. A tape therefore dies with its last Var.
+The ambient tape is a chain of *chunks* of at most ``CHUNK_SIZE`` entries:
+when a chunk is full it is sealed (its lists packed into typed arrays, ~41
+bytes per op instead of ~100) and a new chunk starts; values that flow from
+an old chunk into the new one are recorded there as *imports*. A loop that
+keeps building graphs without calling ``backward()`` thus holds at most the
+chunks that its live Vars reach, and memory stays flat without any reset call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+import threading
+from array import array
+from contextvars import ContextVar
+from typing import Any, Iterable, Sequence, Union
+
+from tapegrad.rules import RULES, Rule
+
+__all__ = ["Var", "Value", "Tape", "CHUNK_SIZE", "apply", "is_real"]
+
+# A chunk of the ambient tape holds at most this many entries. 2**14 keeps a
+# chunk's open lists small (~1.6 MB) while chunk crossings, which cost an
+# import entry per value that crosses, stay rare (one per 16k ops in a chain).
+CHUNK_SIZE = 1 << 14
+
+# Entries that are not primitives. They have no inputs and no forward.
+_NO_PARTIALS: tuple[Any, ...] = ()
+
+
+def _no_forward(*args: float) -> float:
+    raise TypeError("not a primitive")  # never called: marker entries only
+
+
+NULL = Rule("null", "", _no_forward, _NO_PARTIALS)  # index 0 of every tape
+LEAF = Rule("leaf", "", _no_forward, _NO_PARTIALS)  # a user's Var on a tape
+IMPORT = Rule("import", "", _no_forward, _NO_PARTIALS)  # a Var of an older chunk
+INPUT = Rule("input", "", _no_forward, _NO_PARTIALS)  # an argument of a transform
+CONT = Rule("cont", "", _no_forward, _NO_PARTIALS)  # 3rd+ input of a primitive
+
+# Sealed chunks store a rule as a 16-bit code instead of an 8-byte pointer.
+_CODES: dict[Rule, int] = {}
+_BY_CODE: list[Rule] = []
+_CODES_LOCK = threading.Lock()
+
+
+def _code(rule: Rule) -> int:
+    code = _CODES.get(rule)
+    if code is None:
+        with _CODES_LOCK:
+            code = _CODES.setdefault(rule, len(_BY_CODE))
+            if code == len(_BY_CODE):
+                _BY_CODE.append(rule)
+    return code
+
+
+for _rule in (NULL, LEAF, IMPORT, INPUT, CONT, *RULES.values()):
+    _code(_rule)
+
+_serials = itertools.count(1)
+
+Number = Union[int, float]
+
+
+class Tape:
+    """A record of primitive operations, one entry per op, in execution order."""
+
+    __slots__ = (
+        "level",
+        "serial",
+        "open",
+        "limit",
+        "thread",
+        "rules",
+        "in1",
+        "in2",
+        "p1",
+        "p2",
+        "vals",
+        "grads",
+        "leaves",
+        "imports",
+        "import_index",
+        "labels",
+        "__weakref__",
+    )
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.serial = next(_serials)
+        self.open = True  # operations may be appended (see _ambient / seal)
+        # Transform tapes (level >= 1) live as long as one call: never chunked.
+        self.limit = CHUNK_SIZE if level == 0 else 1 << 62
+        self.thread = threading.get_ident()
+        # Python lists while open: list.append is ~15 ns, array.append ~70 ns.
+        self.rules: Any = [NULL]
+        self.in1: Any = [0]
+        self.in2: Any = [0]
+        self.p1: Any = [0.0]
+        self.p2: Any = [0.0]
+        self.vals: Any = [0.0]
+        self.grads: Any = None  # d(output)/d(entry), summed over backward() calls
+        self.leaves: list[tuple[int, Var]] = []  # (index, leaf) to receive grads
+        self.imports: dict[int, tuple[Tape, int]] = {}  # index -> (older chunk, index)
+        self.import_index: dict[tuple[int, int], int] = {}  # (serial, index) -> index
+        self.labels: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.vals)
+
+    def __repr__(self) -> str:
+        state = "open" if self.open else "sealed"
+        return f"<Tape level={self.level} entries={len(self)} {state}>"
+
+    def push(self, rule: Rule, i: int, j: int, pi: Any, pj: Any, out: Any) -> Var:
+        """Append one entry and return the Var that refers to it (the hot path)."""
+        k = len(self.vals)
+        self.rules.append(rule)
+        self.in1.append(i)
+        self.in2.append(j)
+        self.p1.append(pi)
+        self.p2.append(pj)
+        self.vals.append(out)
+        v = _new_var(Var)
+        v.data = out
+        v._tape = self
+        v._index = k
+        if k >= self.limit:
+            self.seal()
+        return v
+
+    def push_marker(self, rule: Rule, value: Any) -> int:
+        """Append an entry without inputs (leaf, import, transform input)."""
+        k = len(self.vals)
+        self.rules.append(rule)
+        self.in1.append(0)
+        self.in2.append(0)
+        self.p1.append(0.0)
+        self.p2.append(0.0)
+        self.vals.append(value)
+        return k
+
+    def seal(self) -> None:
+        """Stop recording here; pack a level-0 chunk into typed arrays."""
+        self.open = False
+        if self.level == 0 and isinstance(self.vals, list):
+            self.rules = array("H", map(_code, self.rules))
+            self.in1 = array("i", self.in1)
+            self.in2 = array("i", self.in2)
+            self.p1 = array("d", self.p1)
+            self.p2 = array("d", self.p2)
+            self.vals = array("d", self.vals)
+
+    def rule_at(self, k: int) -> Rule:
+        """The rule of entry ``k`` (sealed chunks store codes)."""
+        r = self.rules[k]
+        return r if isinstance(r, Rule) else _BY_CODE[r]
+
+    def grad_at(self, k: int) -> Any:
+        """Accumulated gradient of entry ``k`` (0.0 before any backward)."""
+        grads = self.grads
+        if grads is None or k >= len(grads):
+            return 0.0
+        g = grads[k]
+        return 0.0 if g is None else g
+
+    def set_grad_at(self, k: int, value: Any) -> None:
+        self._ensure_grads()
+        self.grads[k] = value
+
+    def _ensure_grads(self) -> None:
+        n = len(self.vals)
+        if self.grads is None:
+            self.grads = array("d", bytes(8 * n)) if self.level == 0 else [0.0] * n
+        elif len(self.grads) < n:
+            self.grads.extend([0.0] * (n - len(self.grads)))
+
+    def add_grads(self, adj: Sequence[Any]) -> None:
+        """Add one backward pass's adjoints to the stored gradients."""
+        if self.grads is None:
+            if self.level == 0:
+                self.grads = array("d", adj)
+            else:
+                self.grads = [0.0 if g is None else g for g in adj]
+            return
+        self._ensure_grads()
+        grads = self.grads
+        for k, g in enumerate(adj):
+            if g is not None and g != 0.0:
+                grads[k] = grads[k] + g
+
+    def index_of(self, var: Var) -> int:
+        """Index of ``var`` on this tape, registering a leaf or importing as needed."""
+        src = var._tape
+        if src is self:
+            return var._index
+        if src is None:  # a leaf: register it (once per tape)
+            reg = var._reg
+            if reg is not None and reg[0] == self.serial:
+                return reg[1]
+            k = self.push_marker(LEAF, var.data)
+            self.leaves.append((k, var))
+            var._reg = (self.serial, k)  # one tuple: read and written atomically
+            return k
+        # A Var of an older chunk of the ambient tape.
+        key = (src.serial, var._index)
+        k = self.import_index.get(key, -1)
+        if k < 0:
+            k = self.push_marker(IMPORT, var.data)
+            self.imports[k] = (src, var._index)
+            self.import_index[key] = k
+        return k
+
+
+# ---------------------------------------------------------------------------
+# The stack of current tapes, per thread and per asyncio task.
+# ---------------------------------------------------------------------------
+
+_STACK: ContextVar[tuple[Tape, ...]] = ContextVar("tapegrad_tapes")
+
+
+def _ambient() -> tuple[Tape, ...]:
+    """The current stack, with an open level-0 chunk owned by this thread."""
+    stack = _STACK.get(None)
+    if stack is None:
+        stack = (Tape(0),)
+        _STACK.set(stack)
+        return stack
+    base = stack[0]
+    if not base.open or base.thread != threading.get_ident():
+        stack = (Tape(0),) + stack[1:]
+        _STACK.set(stack)
+    return stack
+
+
+def current_stack() -> tuple[Tape, ...]:
+    """The stack of current tapes, level 0 first (for the transforms)."""
+    return _ambient()
+
+
+def push_tape() -> tuple[Tape, Any]:
+    """Open a tape one level above the current ones; returns it and a reset token."""
+    stack = _ambient()
+    tape = Tape(len(stack))
+    return tape, _STACK.set(stack + (tape,))
+
+
+def pop_tape(tape: Tape, token: Any) -> None:
+    """Close a tape opened by :func:`push_tape`."""
+    tape.open = False
+    _STACK.reset(token)
+
+
+def level_of(x: Any) -> int:
+    """Level of a Var (leaves are level 0); -1 for anything else."""
+    if isinstance(x, Var):
+        tape = x._tape
+        return 0 if tape is None else tape.level
+    return -1
+
+
+# ---------------------------------------------------------------------------
+# Var
+# ---------------------------------------------------------------------------
+
+
+def is_real(x: object) -> bool:
+    """True for int, float, bool and numpy real scalars (not complex, not str)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, Var)
+
+
+def _check_real(x: object) -> float:
+    if isinstance(x, numbers.Real) and not isinstance(x, Var):
+        return float(x)
+    raise TypeError(f"Var() needs a real number (int, float, bool), not {type(x).__name__}: {x!r}")
+
+
+_new_var = object.__new__
+_float = float
+_int = int
+
+
+class Var:
+    """A scalar that records every operation on it, so derivatives can be taken.
+
+    ``Value`` is the same class under micrograd's name.
+
+    >>> from tapegrad import Value
+    >>> a = Value(-4.0); b = Value(2.0)
+    >>> c = a * b + b**3
+    >>> c.backward()
+    >>> a.grad, b.grad
+    (2.0, 8.0)
+    """
+
+    __slots__ = ("data", "_tape", "_index", "_reg", "_grad", "_label")
+
+    # Let numpy defer to our reflected operators (np.float64(2) * v is a Var).
+    __array_ufunc__ = None
+
+    data: Any  # a float; a Var of the outer tape inside nested transforms
+    _tape: Tape | None
+    _index: int
+    _reg: tuple[int, int] | None
+    _grad: Any
+    _label: str
+
+    def __init__(self, data: Any, label: str | None = None) -> None:
+        self.data = _check_real(data)
+        self._tape = None
+        self._reg = None
+        self._grad = 0.0
+        self._label = "" if label is None else str(label)
+
+    # -- micrograd-style attributes --------------------------------------
+
+    @property
+    def grad(self) -> Any:
+        """d(output)/d(self), summed over ``backward()`` calls; settable."""
+        tape = self._tape
+        if tape is None:
+            return self._grad
+        return tape.grad_at(self._index)
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        tape = self._tape
+        if tape is None:
+            self._grad = value
+        else:
+            tape.set_grad_at(self._index, value)
+
+    @property
+    def label(self) -> str:
+        """A name for listings and pictures (``''`` when unset); settable."""
+        tape = self._tape
+        if tape is None:
+            return self._label
+        return tape.labels.get(self._index, "")
+
+    @label.setter
+    def label(self, value: str) -> None:
+        tape = self._tape
+        if tape is None:
+            self._label = str(value)
+        else:
+            tape.labels[self._index] = str(value)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for a Var created by the user rather than by an operation."""
+        return self._tape is None
+
+    def __repr__(self) -> str:
+        label = self.label
+        extra = f", label={label!r}" if label else ""
+        return f"Value(data={self.data}, grad={self.grad}{extra})"
+
+    # -- conversions and comparisons (by value) ---------------------------
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(float(self.data))
+
+    def __bool__(self) -> bool:
+        return bool(float(self.data))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:  # type: ignore[override]
+        return float(self.data) == _value_of(other)
+
+    def __ne__(self, other: object) -> bool:  # type: ignore[override]
+        return float(self.data) != _value_of(other)
+
+    def __lt__(self, other: object) -> bool:
+        return float(self.data) < _value_of(other)
+
+    def __le__(self, other: object) -> bool:
+        return float(self.data) <= _value_of(other)
+
+    def __gt__(self, other: object) -> bool:
+        return float(self.data) > _value_of(other)
+
+    def __ge__(self, other: object) -> bool:
+        return float(self.data) >= _value_of(other)
+
+    # -- arithmetic: float fast paths, everything else through apply() ----
+    #
+    # The fast paths below are the float specialisation of the rows of
+    # rules.RULES (tests/test_rules.py checks that they agree). They apply
+    # when every Var operand sits on one open tape, which is nearly every op
+    # of a forward pass; they save the generic path's argument lists and
+    # rule lookups (measured in docs/benchmarks.md).
+
+    def __add__(self, other: Any) -> Var:
+        cls = other.__class__
+        tape = self._tape
+        if tape is not None and tape.open:
+            if cls is Var:
+                if other._tape is tape:
+                    return tape.push(_ADD, self._index, other._index, 1.0, 1.0, self.data + other.data)
+            elif cls is _float or cls is _int:
+                return tape.push(_ADD, self._index, 0, 1.0, 0.0, self.data + other)
+        return apply(_ADD, (self, other)) if _operand(other) else NotImplemented
+
+    def __radd__(self, other: Any) -> Var:
+        cls = other.__class__
+        tape = self._tape
+        if tape is not None and tape.open and (cls is _float or cls is _int):
+            return tape.push(_ADD, self._index, 0, 1.0, 0.0, other + self.data)
+        return apply(_ADD, (other, self)) if _operand(other) else NotImplemented
+
+    def __sub__(self, other: Any) -> Var:
+        cls = other.__class__
+        tape = self._tape
+        if tape is not None and tape.open:
+            if cls is Var:
+                if other._tape is tape:
+                    return tape.push(_SUB, self._index, other._index, 1.0, -1.0, self.data - other.data)
+            elif cls is _float or cls is _int:
+                return tape.push(_SUB, self._index, 0, 1.0, 0.0, self.data - other)
+        return apply(_SUB, (self, other)) if _operand(other) else NotImplemented
+
+    def __rsub__(self, other: Any) -> Var:
+        cls = other.__class__
+        tape = self._tape
+        if tape is not None and tape.open and (cls is _float or cls is _int):
+            return tape.push(_SUB, self._index, 0, -1.0, 0.0, other - self.data)
+        return apply(_SUB, (other, self)) if _operand(other) else NotImplemented
+
+    def __mul__(self, other: Any) -> Var:
+        cls = other.__class__
+        tape = self._tape
+        if tape is not None and tape.open:
+            if cls is Var:
+                if other._tape is tape:
+                    a = self.data
+                    b = other.data
+                    return tape.push(_MUL, self._index, other._index, b, a, a * b)
+            elif cls is _float or cls is _int:
+                return tape.push(_MUL, self._index, 0, other, 0.0, self.data * other)
+        return apply(_MUL, (self, other)) if _operand(other) else NotImplemented
+
+    def __rmul__(self, other: Any) -> Var:
+        cls = other.__class__
+        tape = self._tape
+        if tape is not None and tape.open and (cls is _float or cls is _int):
+            return tape.push(_MUL, self._index, 0, other, 0.0, other * self.data)
+        return apply(_MUL, (other, self)) if _operand(other) else NotImplemented
+
+    def __truediv__(self, other: Any) -> Var:
+        return apply(_DIV, (self, other)) if _operand(other) else NotImplemented
+
+    def __rtruediv__(self, other: Any) -> Var:
+        return apply(_DIV, (other, self)) if _operand(other) else NotImplemented
+
+    def __pow__(self, other: Any) -> Var:
+        return apply(_POW, (self, other)) if _operand(other) else NotImplemented
+
+    def __rpow__(self, other: Any) -> Var:
+        return apply(_POW, (other, self)) if _operand(other) else NotImplemented
+
+    def __neg__(self) -> Var:
+        tape = self._tape
+        if tape is not None and tape.open:
+            return tape.push(_NEG, self._index, 0, -1.0, 0.0, -self.data)
+        return apply(_NEG, (self,))
+
+    def __pos__(self) -> Var:
+        return self
+
+    def __abs__(self) -> Var:
+        return apply(RULES["abs"], (self,))
+
+    # -- methods, one per primitive (each also in tapegrad.math) ----------
+
+    def relu(self) -> Var:
+        """max(x, 0); relu'(0) = 0."""
+        return apply(_RELU, (self,))
+
+    def tanh(self) -> Var:
+        """Hyperbolic tangent."""
+        return apply(_TANH, (self,))
+
+    def exp(self) -> Var:
+        """e ** x."""
+        return apply(_EXP, (self,))
+
+    def log(self) -> Var:
+        """Natural logarithm; ValueError for x <= 0."""
+        return apply(RULES["log"], (self,))
+
+    def sigmoid(self) -> Var:
+        """1 / (1 + exp(-x))."""
+        return apply(RULES["sigmoid"], (self,))
+
+    def sin(self) -> Var:
+        """Sine."""
+        return apply(RULES["sin"], (self,))
+
+    def cos(self) -> Var:
+        """Cosine."""
+        return apply(RULES["cos"], (self,))
+
+    def tan(self) -> Var:
+        """Tangent."""
+        return apply(RULES["tan"], (self,))
+
+    def sqrt(self) -> Var:
+        """Square root; ValueError for x < 0."""
+        return apply(RULES["sqrt"], (self,))
+
+    def abs(self) -> Var:
+        """Absolute value; abs'(0) = 0."""
+        return apply(RULES["abs"], (self,))
+
+    def log1p(self) -> Var:
+        """log(1 + x), accurate for small x."""
+        return apply(RULES["log1p"], (self,))
+
+    def expm1(self) -> Var:
+        """exp(x) - 1, accurate for small x."""
+        return apply(RULES["expm1"], (self,))
+
+    def sinh(self) -> Var:
+        """Hyperbolic sine."""
+        return apply(RULES["sinh"], (self,))
+
+    def cosh(self) -> Var:
+        """Hyperbolic cosine."""
+        return apply(RULES["cosh"], (self,))
+
+    def asin(self) -> Var:
+        """Arc sine; ValueError outside [-1, 1]."""
+        return apply(RULES["asin"], (self,))
+
+    def acos(self) -> Var:
+        """Arc cosine; ValueError outside [-1, 1]."""
+        return apply(RULES["acos"], (self,))
+
+    def atan(self) -> Var:
+        """Arc tangent."""
+        return apply(RULES["atan"], (self,))
+
+    def atan2(self, x: Any) -> Var:
+        """atan2(self, x), the angle of the point (x, self), as math.atan2."""
+        return apply(RULES["atan2"], (self, x))
+
+    def softplus(self) -> Var:
+        """log(1 + exp(x)), computed without overflow."""
+        return apply(RULES["softplus"], (self,))
+
+    def erf(self) -> Var:
+        """Error function."""
+        return apply(RULES["erf"], (self,))
+
+    def minimum(self, other: Any) -> Var:
+        """min(self, other); ties split the gradient evenly."""
+        return apply(RULES["minimum"], (self, other))
+
+    def maximum(self, other: Any) -> Var:
+        """max(self, other); ties split the gradient evenly."""
+        return apply(RULES["maximum"], (self, other))
+
+    def hypot(self, other: Any) -> Var:
+        """sqrt(self**2 + other**2) without overflow."""
+        return apply(RULES["hypot"], (self, other))
+
+    def pow(self, other: Any) -> Var:
+        """self ** other."""
+        return apply(_POW, (self, other))
+
+    # -- the reverse sweep -------------------------------------------------
+
+    def backward(self) -> None:
+        """Add d self / d node to ``.grad`` of every node ``self`` depends on.
+
+        Leaves and intermediates alike; contributions add up across calls
+        until the user resets them (``p.grad = 0.0``), as in micrograd.
+        """
+        backward(self)
+
+
+Value = Var
+
+_ADD = RULES["add"]
+_SUB = RULES["sub"]
+_MUL = RULES["mul"]
+_DIV = RULES["div"]
+_POW = RULES["pow"]
+_NEG = RULES["neg"]
+_RELU = RULES["relu"]
+_TANH = RULES["tanh"]
+_EXP = RULES["exp"]
+
+
+def _operand(x: object) -> bool:
+    """Whether ``x`` may take part in an operation with a Var."""
+    return isinstance(x, (Var, numbers.Real))
+
+
+def _value_of(x: object) -> float:
+    if isinstance(x, Var):
+        return float(x.data)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    raise TypeError(f"cannot compare a Var with {type(x).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# The generic recording path
+# ---------------------------------------------------------------------------
+
+
+def _evaluate(rule: Rule, values: Sequence[Any]) -> Any:
+    """The value of ``rule`` at ``values``: floats, or Vars of an outer tape."""
+    for v in values:
+        if isinstance(v, Var):
+            return apply(rule, values)
+    try:
+        return _float(rule.forward(*values))
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
+        args = ", ".join(repr(v) for v in values)
+        raise type(exc)(f"{rule.name}({args}): {exc}") from None
+
+
+def apply(rule: Rule, args: Sequence[Any]) -> Var:
+    """Record ``rule`` applied to ``args`` (Vars or real numbers) and return its Var.
+
+    The op goes on the current tape of the highest level among the Var
+    arguments; lower-level Vars and numbers are constants there.
+    """
+    level = -1
+    for a in args:
+        if isinstance(a, Var):
+            t = a._tape
+            lv = 0 if t is None else t.level
+            if lv > level:
+                level = lv
+        elif not isinstance(a, numbers.Real):
+            raise TypeError(f"{rule.name}: unsupported operand type {type(a).__name__}: {a!r}")
+    if level < 0:
+        raise TypeError(f"{rule.name}: apply() needs at least one Var")
+    stack = _ambient()
+    if level >= len(stack) or not stack[level].open:
+        raise ValueError(
+            f"{rule.name}: a Var from a finished transform was used outside it; "
+            "return values from the transformed function instead of storing its Vars"
+        )
+    tape = stack[level]
+
+    values: list[Any] = []
+    on_tape: list[bool] = []
+    for a in args:
+        if isinstance(a, Var):
+            t = a._tape
+            if t is tape or (t is None and level == 0) or (t is not None and t.level == level):
+                if t is not None and t is not tape and level > 0:
+                    raise ValueError(
+                        f"{rule.name}: a Var from a finished transform was used outside it"
+                    )
+                values.append(a.data)
+                on_tape.append(True)
+                continue
+            values.append(a)  # an outer Var: a constant of this tape
+        else:
+            values.append(_float(a))
+        on_tape.append(False)
+
+    # Compute everything before touching the tape, so an error leaves no trace.
+    out = _evaluate(rule, values)
+    partials = [p(*values, out) if live else 0.0 for p, live in zip(rule.partials, on_tape)]
+    index = [tape.index_of(a) if live else 0 for a, live in zip(args, on_tape)]
+
+    if len(index) == 1:
+        return tape.push(rule, index[0], 0, partials[0], 0.0, out)
+    v = tape.push(rule, index[0], index[1], partials[0], partials[1], out)
+    for k in range(2, len(index)):  # a chain of entries for 3+ inputs
+        v = tape.push(CONT, v._index, index[k], 1.0, partials[k], out)
+    return v
+
+
+# ---------------------------------------------------------------------------
+# The reverse sweep
+# ---------------------------------------------------------------------------
+
+
+def sweep_floats(tape: Tape, adj: Any, start: int) -> None:
+    """``adj[input] += partial * adj[k]`` for k = start .. 1, on floats."""
+    in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
+    for k in range(start, 0, -1):
+        g = adj[k]
+        if g:  # most adjoints of a big graph are zero for a given output
+            i = in1[k]
+            if i:
+                adj[i] += p1[k] * g
+            j = in2[k]
+            if j:
+                adj[j] += p2[k] * g
+
+
+def sweep_objects(tape: Tape, adj: list[Any], start: int) -> None:
+    """The reverse sweep for partials that may be Vars of an outer tape.
+
+    ``None`` marks "no adjoint yet": an adjoint that is an outer Var with value
+    0 must still be propagated, because its own derivative need not be 0.
+    """
+    in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
+    for k in range(start, 0, -1):
+        g = adj[k]
+        if g is None:
+            continue
+        i = in1[k]
+        if i:
+            c = p1[k] * g
+            a = adj[i]
+            adj[i] = c if a is None else a + c
+        j = in2[k]
+        if j:
+            c = p2[k] * g
+            a = adj[j]
+            adj[j] = c if a is None else a + c
+
+
+def sweep_forward(tape: Tape, tan: list[Any], start: int) -> None:
+    """Forward-mode sweep: ``tan[k] = p1 * tan[in1] + p2 * tan[in2]`` from ``start``."""
+    in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
+    for k in range(start, len(tan)):
+        t = None
+        i = in1[k]
+        if i:
+            ti = tan[i]
+            if ti is not None:
+                t = p1[k] * ti
+        j = in2[k]
+        if j:
+            tj = tan[j]
+            if tj is not None:
+                c = p2[k] * tj
+                t = c if t is None else t + c
+        if t is not None:
+            tan[k] = t
+
+
+def backward(out: Var) -> None:
+    """Reverse sweep from ``out``; adds into ``.grad`` of everything it depends on."""
+    tape = out._tape
+    if tape is None:  # a leaf: d out / d out = 1
+        out._grad = out._grad + 1.0
+        return
+    # Chunks of the ambient tape refer to older chunks only, so processing
+    # tapes from the newest serial down visits each once, after all its seeds.
+    pending: dict[int, tuple[Tape, dict[int, Any]]] = {tape.serial: (tape, {out._index: 1.0})}
+    while pending:
+        tape, seeds = pending.pop(max(pending))
+        n = len(tape)
+        floats = tape.level == 0
+        adj: list[Any] = [0.0] * n if floats else [None] * n
+        for k, g in seeds.items():
+            adj[k] = g if adj[k] is None else adj[k] + g
+        (sweep_floats if floats else sweep_objects)(tape, adj, max(seeds))
+        for k, leaf in tape.leaves:
+            g = adj[k]
+            if g is not None and g != 0.0:
+                leaf._grad = leaf._grad + g
+        for k, (older, idx) in tape.imports.items():
+            g = adj[k]
+            if g is not None and g != 0.0:
+                older_seeds = pending.setdefault(older.serial, (older, {}))[1]
+                older_seeds[idx] = older_seeds.get(idx, 0.0) + g
+        tape.add_grads(adj)
+
+
+def iter_vars(values: Iterable[Any]) -> Iterable[Var]:
+    """The Vars among ``values``."""
+    return (v for v in values if isinstance(v, Var))
