@@ -10,6 +10,20 @@
 
 from tapegrad import math
 from tapegrad.engine import Value, Var
+from tapegrad.extend import primitive
+from tapegrad.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 
-__all__ = ["Var", "Value", "math"]
+__all__ = [
+    "Var",
+    "Value",
+    "math",
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "jacobian",
+    "hessian",
+    "hvp",
+    "primitive",
+]
 __version__ = "0.1.0"

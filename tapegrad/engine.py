@@ -47,8 +47,9 @@ import itertools
 import numbers
 import threading
 from array import array
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any, Iterable, Sequence, Union
+from typing import Any
 
 from tapegrad.rules import RULES, Rule
 
@@ -93,8 +94,6 @@ for _rule in (NULL, LEAF, IMPORT, INPUT, CONT, *RULES.values()):
     _code(_rule)
 
 _serials = itertools.count(1)
-
-Number = Union[int, float]
 
 
 class Tape:
@@ -263,7 +262,7 @@ def _ambient() -> tuple[Tape, ...]:
         return stack
     base = stack[0]
     if not base.open or base.thread != threading.get_ident():
-        stack = (Tape(0),) + stack[1:]
+        stack = (Tape(0), *stack[1:])
         _STACK.set(stack)
     return stack
 
@@ -277,7 +276,7 @@ def push_tape() -> tuple[Tape, Any]:
     """Open a tape one level above the current ones; returns it and a reset token."""
     stack = _ambient()
     tape = Tape(len(stack))
-    return tape, _STACK.set(stack + (tape,))
+    return tape, _STACK.set((*stack, tape))
 
 
 def pop_tape(tape: Tape, token: Any) -> None:
@@ -405,10 +404,10 @@ class Var:
     def __hash__(self) -> int:
         return id(self)
 
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
+    def __eq__(self, other: object) -> bool:
         return float(self.data) == _value_of(other)
 
-    def __ne__(self, other: object) -> bool:  # type: ignore[override]
+    def __ne__(self, other: object) -> bool:
         return float(self.data) != _value_of(other)
 
     def __lt__(self, other: object) -> bool:
@@ -436,68 +435,95 @@ class Var:
         tape = self._tape
         if tape is not None and tape.open:
             if cls is Var:
-                if other._tape is tape:
-                    return tape.push(_ADD, self._index, other._index, 1.0, 1.0, self.data + other.data)
+                other_tape: Tape | None = other._tape  # typed: other is Any
+                if other_tape is tape:
+                    return tape.push(
+                        _ADD, self._index, other._index, 1.0, 1.0, self.data + other.data
+                    )
             elif cls is _float or cls is _int:
                 return tape.push(_ADD, self._index, 0, 1.0, 0.0, self.data + other)
-        return apply(_ADD, (self, other)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_ADD, (self, other))
 
     def __radd__(self, other: Any) -> Var:
         cls = other.__class__
         tape = self._tape
         if tape is not None and tape.open and (cls is _float or cls is _int):
             return tape.push(_ADD, self._index, 0, 1.0, 0.0, other + self.data)
-        return apply(_ADD, (other, self)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_ADD, (other, self))
 
     def __sub__(self, other: Any) -> Var:
         cls = other.__class__
         tape = self._tape
         if tape is not None and tape.open:
             if cls is Var:
-                if other._tape is tape:
-                    return tape.push(_SUB, self._index, other._index, 1.0, -1.0, self.data - other.data)
+                other_tape: Tape | None = other._tape  # typed: other is Any
+                if other_tape is tape:
+                    return tape.push(
+                        _SUB, self._index, other._index, 1.0, -1.0, self.data - other.data
+                    )
             elif cls is _float or cls is _int:
                 return tape.push(_SUB, self._index, 0, 1.0, 0.0, self.data - other)
-        return apply(_SUB, (self, other)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_SUB, (self, other))
 
     def __rsub__(self, other: Any) -> Var:
         cls = other.__class__
         tape = self._tape
         if tape is not None and tape.open and (cls is _float or cls is _int):
             return tape.push(_SUB, self._index, 0, -1.0, 0.0, other - self.data)
-        return apply(_SUB, (other, self)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_SUB, (other, self))
 
     def __mul__(self, other: Any) -> Var:
         cls = other.__class__
         tape = self._tape
         if tape is not None and tape.open:
             if cls is Var:
-                if other._tape is tape:
+                other_tape: Tape | None = other._tape  # typed: other is Any
+                if other_tape is tape:
                     a = self.data
                     b = other.data
                     return tape.push(_MUL, self._index, other._index, b, a, a * b)
             elif cls is _float or cls is _int:
                 return tape.push(_MUL, self._index, 0, other, 0.0, self.data * other)
-        return apply(_MUL, (self, other)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_MUL, (self, other))
 
     def __rmul__(self, other: Any) -> Var:
         cls = other.__class__
         tape = self._tape
         if tape is not None and tape.open and (cls is _float or cls is _int):
             return tape.push(_MUL, self._index, 0, other, 0.0, other * self.data)
-        return apply(_MUL, (other, self)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_MUL, (other, self))
 
     def __truediv__(self, other: Any) -> Var:
-        return apply(_DIV, (self, other)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_DIV, (self, other))
 
     def __rtruediv__(self, other: Any) -> Var:
-        return apply(_DIV, (other, self)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_DIV, (other, self))
 
     def __pow__(self, other: Any) -> Var:
-        return apply(_POW, (self, other)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_POW, (self, other))
 
     def __rpow__(self, other: Any) -> Var:
-        return apply(_POW, (other, self)) if _operand(other) else NotImplemented
+        if not _operand(other):
+            return NotImplemented
+        return apply(_POW, (other, self))
 
     def __neg__(self) -> Var:
         tape = self._tape
@@ -622,15 +648,15 @@ class Var:
 
 Value = Var
 
-_ADD = RULES["add"]
-_SUB = RULES["sub"]
-_MUL = RULES["mul"]
-_DIV = RULES["div"]
-_POW = RULES["pow"]
-_NEG = RULES["neg"]
-_RELU = RULES["relu"]
-_TANH = RULES["tanh"]
-_EXP = RULES["exp"]
+_ADD: Rule = RULES["add"]
+_SUB: Rule = RULES["sub"]
+_MUL: Rule = RULES["mul"]
+_DIV: Rule = RULES["div"]
+_POW: Rule = RULES["pow"]
+_NEG: Rule = RULES["neg"]
+_RELU: Rule = RULES["relu"]
+_TANH: Rule = RULES["tanh"]
+_EXP: Rule = RULES["exp"]
 
 
 def _operand(x: object) -> bool:

@@ -14,7 +14,8 @@ behind them, values and derivatives, are in :mod:`tapegrad.rules`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, overload
+from collections.abc import Callable
+from typing import Any, Protocol, overload
 
 from tapegrad.engine import Var, _evaluate, apply, is_real
 from tapegrad.rules import RULES
@@ -64,7 +65,7 @@ def _unary(name: str) -> Unary:
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{name}(x) on a float or a Var; see tapegrad.rules.RULES[{name!r}]."
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def _binary(name: str) -> Binary:
@@ -79,32 +80,32 @@ def _binary(name: str) -> Binary:
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"{name}(x, y) on floats or Vars; see tapegrad.rules.RULES[{name!r}]."
-    return fn  # type: ignore[return-value]
+    return fn
 
 
-relu = _unary("relu")
-tanh = _unary("tanh")
-exp = _unary("exp")
-log = _unary("log")
-sigmoid = _unary("sigmoid")
-sin = _unary("sin")
-cos = _unary("cos")
-tan = _unary("tan")
-sqrt = _unary("sqrt")
-abs = _unary("abs")  # noqa: A001 - the public name is the primitive's name
-log1p = _unary("log1p")
-expm1 = _unary("expm1")
-sinh = _unary("sinh")
-cosh = _unary("cosh")
-asin = _unary("asin")
-acos = _unary("acos")
-atan = _unary("atan")
-softplus = _unary("softplus")
-erf = _unary("erf")
-atan2 = _binary("atan2")
-minimum = _binary("minimum")
-maximum = _binary("maximum")
-hypot = _binary("hypot")
-pow = _binary("pow")  # noqa: A001
+relu: Unary = _unary("relu")
+tanh: Unary = _unary("tanh")
+exp: Unary = _unary("exp")
+log: Unary = _unary("log")
+sigmoid: Unary = _unary("sigmoid")
+sin: Unary = _unary("sin")
+cos: Unary = _unary("cos")
+tan: Unary = _unary("tan")
+sqrt: Unary = _unary("sqrt")
+abs: Unary = _unary("abs")  # noqa: A001 - the public name is the primitive's name
+log1p: Unary = _unary("log1p")
+expm1: Unary = _unary("expm1")
+sinh: Unary = _unary("sinh")
+cosh: Unary = _unary("cosh")
+asin: Unary = _unary("asin")
+acos: Unary = _unary("acos")
+atan: Unary = _unary("atan")
+softplus: Unary = _unary("softplus")
+erf: Unary = _unary("erf")
+atan2: Binary = _binary("atan2")
+minimum: Binary = _binary("minimum")
+maximum: Binary = _binary("maximum")
+hypot: Binary = _binary("hypot")
+pow: Binary = _binary("pow")  # noqa: A001
 
 neg: Callable[[Any], Any] = _unary("neg")

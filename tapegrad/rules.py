@@ -36,8 +36,9 @@ the message.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tapegrad import math as tm
 
