@@ -30,7 +30,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tapegrad.engine import INPUT, Tape, Var, pop_tape, push_tape, sweep_forward, sweep_objects
+from tapegrad.engine import (
+    INPUT,
+    Node,
+    Tape,
+    Var,
+    pop_tape,
+    push_tape,
+    sweep_forward,
+    sweep_objects,
+)
 from tapegrad.pytree import TreeDef, flatten, unflatten
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
@@ -69,7 +78,7 @@ def _normalize_argnums(argnums: Argnums, nargs: int, name: str) -> tuple[int, ..
 def _wrap(tape: Tape, leaf: Any) -> Var:
     """A Var of ``tape`` standing for one input scalar."""
     value = leaf if isinstance(leaf, Var) else float(leaf)
-    v = Var.__new__(Var)
+    v: Node = Node()
     v.data = value
     v._tape = tape
     v._index = tape.push_marker(INPUT, value)
