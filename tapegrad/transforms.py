@@ -94,6 +94,20 @@ def _unwrap(tape: Tape, x: Any) -> Any:
     return float(x)
 
 
+def _unwrap_aux(tape: Tape, aux: Any) -> Any:
+    """``aux`` with this tape's Vars replaced by their values; anything else kept."""
+    if isinstance(aux, Var):
+        return aux.data if aux._tape is tape else aux
+    if isinstance(aux, (list, tuple)):
+        items = [_unwrap_aux(tape, x) for x in aux]
+        if isinstance(aux, list):
+            return items
+        return type(aux)(*items) if hasattr(aux, "_fields") else tuple(items)  # namedtuples
+    if isinstance(aux, dict):
+        return {k: _unwrap_aux(tape, x) for k, x in aux.items()}
+    return aux
+
+
 def _trace(
     f: Callable[..., Any], args: tuple[Any, ...], argnums: tuple[int, ...], name: str, has_aux: bool
 ) -> _Trace:
@@ -115,8 +129,7 @@ def _trace(
         if not (isinstance(result, tuple) and len(result) == 2):
             raise TypeError(f"{name}: with has_aux=True, f must return a pair (output, aux)")
         result, aux = result
-        aux_leaves, aux_tree = flatten(aux, f"{name}: aux")
-        aux = unflatten(aux_tree, [_unwrap(tape, x) for x in aux_leaves])
+        aux = _unwrap_aux(tape, aux)
     out_leaves, out_tree = flatten(result, f"{name}: output of f")
     out_index = []
     for x in out_leaves:
