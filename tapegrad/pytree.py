@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from tapegrad.engine import Var, is_real
+from tapegrad.engine import Node, Var, is_real
 
 __all__ = ["TreeDef", "flatten", "unflatten", "is_scalar", "tree_map"]
 
@@ -65,6 +65,13 @@ def flatten(tree: Any, what: str = "argument") -> tuple[list[Any], TreeDef]:
 
 
 def _flatten(tree: Any, leaves: list[Any], what: str) -> TreeDef:
+    cls = tree.__class__
+    if cls is float or cls is Var or cls is Node:  # exact types first: the ABC check
+        leaves.append(tree)  # behind is_scalar costs ~0.5 us per scalar
+        return SCALAR
+    if cls is list and all(x.__class__ is float for x in tree):  # a list of floats
+        leaves.extend(tree)
+        return TreeDef("list", (SCALAR,) * len(tree), (), len(tree))
     if is_scalar(tree):
         leaves.append(tree)
         return SCALAR

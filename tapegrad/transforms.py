@@ -75,14 +75,19 @@ def _normalize_argnums(argnums: Argnums, nargs: int, name: str) -> tuple[int, ..
     return tuple(a % nargs for a in nums)
 
 
-def _wrap(tape: Tape, leaf: Any) -> Var:
-    """A Var of ``tape`` standing for one input scalar."""
-    value = leaf if isinstance(leaf, Var) else float(leaf)
-    v: Node = Node()
-    v.data = value
-    v._tape = tape
-    v._index = tape.push_marker(INPUT, value)
-    return v
+def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
+    """Vars of ``tape`` standing for input scalars (entries without inputs)."""
+    values = [x if isinstance(x, Var) else float(x) for x in leaves]
+    first = len(tape)
+    tape.push_markers(INPUT, values)
+    wrapped: list[Var] = []
+    for k, value in enumerate(values, first):
+        v: Node = Node()
+        v.data = value
+        v._tape = tape
+        v._index = k
+        wrapped.append(v)
+    return wrapped
 
 
 def _unwrap(tape: Tape, x: Any) -> Any:
@@ -118,7 +123,7 @@ def _trace(
         new_args = list(args)
         in_index: list[list[int]] = []
         for a, (leaves, tree) in zip(argnums, in_flat):
-            wrapped = [_wrap(tape, x) for x in leaves]
+            wrapped = _wrap(tape, leaves)
             in_index.append([v._index for v in wrapped])
             new_args[a] = unflatten(tree, wrapped)
         result = f(*new_args)
@@ -145,13 +150,14 @@ def _trace(
 
 def _pullback(tr: _Trace, cotangents: list[Any]) -> list[Any]:
     """Reverse sweep: the cotangent of every differentiated argument, structured."""
-    adj: list[Any] = [None] * len(tr.tape)
+    tape = tr.tape
+    adj: list[Any] = [None] * len(tape)
     for k, ct in zip(tr.out_index, cotangents):
         if k:
             adj[k] = ct if adj[k] is None else adj[k] + ct
     start = max(tr.out_index, default=0)
     if start:
-        sweep_objects(tr.tape, adj, start)
+        sweep_objects(tape, adj, start)
     return [
         unflatten(tree, [0.0 if adj[k] is None else adj[k] for k in idx])
         for tree, idx in zip(tr.in_trees, tr.in_index)
