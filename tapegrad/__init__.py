@@ -12,6 +12,7 @@ from tapegrad import math
 from tapegrad.engine import Value, Var
 from tapegrad.extend import primitive
 from tapegrad.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from tapegrad.viz import draw_dot
 
 __all__ = [
     "Var",
@@ -25,5 +26,6 @@ __all__ = [
     "hessian",
     "hvp",
     "primitive",
+    "draw_dot",
 ]
 __version__ = "0.1.0"

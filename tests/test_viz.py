@@ -1,0 +1,275 @@
+"""Tests of tapegrad.viz: the graph walk, the listing, DOT text and rendering.
+
+References: the lecture's ``L = (a*b + c) * f`` graph with its hand-derived
+gradients (a 6, b -4, c -2, f 4, e -2, d -2), micrograd's draw_dot format,
+closed-form gradients of long chains, and Graphviz's own ``dot`` program,
+which must accept the DOT text (when it is installed).
+"""
+
+from __future__ import annotations
+
+import gc
+import html
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tapegrad as tg
+from tapegrad import Value, Var, engine
+from tapegrad.viz import draw_dot, graph, listing, render, to_dot
+
+HAS_DOT = shutil.which("dot") is not None
+
+
+def L_graph() -> Var:
+    """The lecture's expression, built inside a function: only L survives."""
+    a = Value(2.0, label="a")
+    b = Value(-3.0, label="b")
+    c = Value(10.0, label="c")
+    e = a * b
+    e.label = "e"
+    d = e + c
+    d.label = "d"
+    f = Value(-2.0, label="f")
+    L = d * f
+    L.label = "L"
+    return L
+
+
+L_LISTING = """\
+node  label  op        data     grad
+%1    a      leaf    2.0000   6.0000
+%2    b      leaf   -3.0000  -4.0000
+%3    e      a * b  -6.0000  -2.0000
+%4    c      leaf   10.0000  -2.0000
+%5    d      e + c   4.0000  -2.0000
+%6    f      leaf   -2.0000   4.0000
+%7    L      d * f  -8.0000   1.0000"""
+
+L_DOT = """\
+digraph {
+\tgraph [rankdir=LR]
+\tn1 [label="{ a | data 2.0000 | grad 6.0000 }" shape=record]
+\tn2 [label="{ b | data -3.0000 | grad -4.0000 }" shape=record]
+\tn3 [label="{ e | data -6.0000 | grad -2.0000 }" shape=record]
+\tn3op [label="*"]
+\tn3op -> n3
+\tn1 -> n3op
+\tn2 -> n3op
+\tn4 [label="{ c | data 10.0000 | grad -2.0000 }" shape=record]
+\tn5 [label="{ d | data 4.0000 | grad -2.0000 }" shape=record]
+\tn5op [label="+"]
+\tn5op -> n5
+\tn3 -> n5op
+\tn4 -> n5op
+\tn6 [label="{ f | data -2.0000 | grad 4.0000 }" shape=record]
+\tn7 [label="{ L | data -8.0000 | grad 1.0000 }" shape=record]
+\tn7op [label="*"]
+\tn7op -> n7
+\tn5 -> n7op
+\tn6 -> n7op
+}
+"""
+
+
+def test_listing_of_the_lecture_graph_after_backward() -> None:
+    L = L_graph()
+    gc.collect()  # e and d are gone as Python objects; the tape remembers them
+    L.backward()
+    assert listing(L) == L_LISTING
+
+
+def test_graph_nodes_of_the_lecture_graph() -> None:
+    L = L_graph()
+    nodes = graph(L)
+    assert [(n.id, n.label, n.op, n.inputs) for n in nodes] == [
+        (1, "a", "leaf", ()),
+        (2, "b", "leaf", ()),
+        (3, "e", "mul", (1, 2)),
+        (4, "c", "leaf", ()),
+        (5, "d", "add", (3, 4)),
+        (6, "f", "leaf", ()),
+        (7, "L", "mul", (5, 6)),
+    ]
+    assert [n.data for n in nodes] == [2.0, -3.0, -6.0, 10.0, 4.0, -2.0, -8.0]
+    assert all(n.grad == 0.0 for n in nodes)  # before backward
+
+
+def test_dot_text_is_micrograds_picture() -> None:
+    L = L_graph()
+    L.backward()
+    assert to_dot(L) == L_DOT
+    assert to_dot(L, rankdir="TB").startswith("digraph {\n\tgraph [rankdir=TB]\n")
+
+
+def test_draw_dot_without_graphviz_package_returns_dot_text(monkeypatch: Any) -> None:
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz -> ImportError
+    L = L_graph()
+    L.backward()
+    assert draw_dot(L) == L_DOT
+    assert tg.draw_dot is draw_dot
+
+
+def test_draw_dot_with_graphviz_package_returns_a_digraph() -> None:
+    graphviz = pytest.importorskip("graphviz")
+    L = L_graph()
+    L.backward()
+    dot = draw_dot(L, format="png")
+    assert isinstance(dot, graphviz.Digraph)
+    assert dot.format == "png"
+    assert dot.source == L_DOT
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_render_with_dot(tmp_path: Path, suffix: str) -> None:
+    L = L_graph()
+    L.backward()
+    out = render(L, tmp_path / f"L{suffix}")
+    data = out.read_bytes()
+    if suffix == ".png":
+        assert data.startswith(b"\x89PNG")
+    else:
+        text = html.unescape(data.decode())
+        for cell in ("data -8.0000", "grad 6.0000", ">*<", ">L<"):
+            assert cell in text
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+def test_dot_accepts_labels_with_record_characters(tmp_path: Path) -> None:
+    x = Value(1.0, label='a|b {c} <d> "e" \\f')
+    y = x * 2.0
+    y.label = "y\nz"
+    out = render(y, tmp_path / "odd.svg")
+    assert 'a|b {c} <d> "e"' in html.unescape(out.read_text())
+
+
+def test_record_characters_are_escaped_in_dot_text() -> None:
+    x = Value(1.0, label='a|b{c}"')
+    text = to_dot(x)
+    assert r'label="{ a\|b\{c\}\" | data 1.0000 | grad 0.0000 }"' in text
+
+
+def test_render_without_dot_explains(monkeypatch: Any, tmp_path: Path) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="Graphviz's 'dot' program"):
+        render(L_graph(), tmp_path / "L.svg")
+    with pytest.raises(ValueError, match="suffix"):
+        render(L_graph(), tmp_path / "L")
+
+
+def test_a_node_used_twice_has_two_edges_and_gradient_two() -> None:
+    # the lecture's bug fix: b = a + a must give a.grad == 2
+    a = Value(3.0, label="a")
+    b = a + a
+    b.label = "b"
+    b.backward()
+    nodes = graph(b)
+    assert [(n.op, n.inputs) for n in nodes] == [("leaf", ()), ("add", (1, 1))]
+    assert nodes[0].grad == 2.0
+    assert to_dot(b).count("n1 -> n2op") == 2
+
+
+def test_constants_and_reversed_subtraction() -> None:
+    x = Value(2.0, label="x")
+    y = 3.0 - x
+    y.label = "y"
+    z = (y * 2.0).tanh() / 4.0
+    z.label = "z"
+    z.backward()
+    text = listing(z)
+    assert "const - x" in text
+    assert "y * const" in text
+    assert "tanh(%3)" in text
+    assert "%4 / const" in text
+    # d z / d x = -2 (1 - tanh(2)^2) / 4
+    assert x.grad == pytest.approx(-0.5 * (1 - math.tanh(2.0) ** 2), rel=1e-14)
+    assert f"{x.grad:.4f}" in text.splitlines()[1]
+
+
+def test_a_leaf_alone_and_unary_minus() -> None:
+    x = Value(1.5, label="x")
+    assert listing(x).splitlines()[1].split() == ["%1", "x", "leaf", "1.5000", "0.0000"]
+    assert "-x" in listing(-x)
+    with pytest.raises(TypeError, match="needs a Var"):
+        graph(1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rankdir"):
+        to_dot(x, rankdir="XY")
+
+
+def test_long_chain_across_tape_chunks() -> None:
+    """A chain longer than a tape chunk: imports are followed, leaves are one node each."""
+    n = engine.CHUNK_SIZE * 2 + 100
+    x = Value(0.5, label="x")
+    w = Value(0.9999, label="w")
+    y = x
+    for _ in range(n):
+        y = y * w
+    y.backward()
+    nodes = graph(y)
+    assert len(nodes) == n + 2
+    assert [node.label for node in nodes[:2]] == ["x", "w"]
+    assert sum(node.op == "leaf" for node in nodes) == 2
+    assert all(all(i is not None and i < node.id for i in node.inputs) for node in nodes[2:])
+    # d y / d w = n x w^(n-1), d y / d x = w^n
+    assert nodes[1].grad == pytest.approx(n * 0.5 * 0.9999 ** (n - 1), rel=1e-9)
+    assert nodes[0].grad == pytest.approx(0.9999**n, rel=1e-9)
+    assert nodes[-1].data == pytest.approx(0.5 * 0.9999**n, rel=1e-9)
+
+
+def test_only_what_the_output_depends_on() -> None:
+    a = Value(1.0, label="a")
+    b = Value(2.0, label="b")
+    unrelated = a * 100.0  # recorded on the same tape, not an input of c
+    c = b * 3.0
+    assert unrelated.data == 100.0
+    assert [n.label for n in graph(c)] == ["b", ""]
+
+
+def test_primitive_with_three_inputs_is_one_node() -> None:
+    fma = tg.primitive(
+        lambda a, b, c: a * b + c,
+        lambda a, b, c, out: b,
+        lambda a, b, c, out: a,
+        lambda a, b, c, out: 1.0,
+        name="fma",
+    )
+    a, b, c = Value(2.0, label="a"), Value(3.0, label="b"), Value(4.0, label="c")
+    r = fma(a, b, c)
+    r.backward()
+    nodes = graph(r)
+    assert [(n.op, n.inputs) for n in nodes] == [
+        ("leaf", ()),
+        ("leaf", ()),
+        ("leaf", ()),
+        ("fma", (1, 2, 3)),
+    ]
+    assert nodes[-1].data == 10.0
+    assert [n.grad for n in nodes[:3]] == [3.0, 2.0, 1.0]
+
+
+def test_listing_inside_a_transform() -> None:
+    seen: list[str] = []
+
+    def f(x: Any) -> Any:
+        y = tg.math.sin(x) * x
+        y.label = "y"
+        seen.append(listing(y))
+        return y
+
+    assert tg.grad(f)(1.0) == pytest.approx(math.sin(1.0) + math.cos(1.0))
+    rows = [line.split() for line in seen[0].splitlines()[1:]]
+    assert rows[0][:2] == ["%1", "input"]
+    assert rows[-1][1:3] == ["y", "%2"]
+    assert float(rows[-1][-2]) == pytest.approx(math.sin(1.0), abs=5e-5)
+
+
+def test_duplicate_labels_fall_back_to_ids() -> None:
+    p = Value(1.0, label="w")
+    q = Value(2.0, label="w")
+    r = p * q
+    assert listing(r).splitlines()[-1].split()[1:4] == ["%1", "*", "%2"]
