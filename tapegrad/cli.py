@@ -1,40 +1,52 @@
-"""The ``tapegrad`` command line: ``demo`` (a minimal demo until tapegrad.nn lands)."""
+"""The ``tapegrad`` command line (``python -m tapegrad`` or the ``tapegrad`` script).
+
+Subcommands:
+
+* ``demo``: micrograd's demo, an MLP trained on the two moons
+  (see :mod:`tapegrad.demo`; ``tapegrad demo --help`` lists its options).
+
+A subcommand is one entry of ``_COMMANDS``: a name, a help line, a function
+that adds its options to its parser, and a function that runs it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 
-from tapegrad import Value
+from tapegrad import demo
 
+__all__ = ["main"]
 
-def _demo() -> int:
-    a = Value(-4.0, label="a")
-    b = Value(2.0, label="b")
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    g.backward()
-    print(f"g = {g.data:.4f}, dg/da = {a.grad:.4f}, dg/db = {b.grad:.4f}")
-    return 0
+_COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {
+    "demo": (
+        "train micrograd's demo MLP on the two-moons data set",
+        demo.add_arguments,
+        demo.run,
+    ),
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tapegrad`` and the ``tapegrad`` script."""
-    parser = argparse.ArgumentParser(prog="tapegrad", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run the demo")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo()
-    return 2  # pragma: no cover - argparse rejects unknown commands
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tapegrad",
+        description="tapegrad: reverse-mode automatic differentiation on a tape.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
+    for name, (help_text, configure, _) in _COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m tapegrad`` and the ``tapegrad`` script; the exit status."""
+    args = build_parser().parse_args(argv)
+    _, _, handler = _COMMANDS[args.command]
+    return handler(args)
 
 
 if __name__ == "__main__":
