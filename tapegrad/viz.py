@@ -40,6 +40,7 @@ is one node.
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from tapegrad.engine import CONT, IMPORT, INPUT, LEAF, NULL, Tape, Var
 __all__ = ["GraphNode", "graph", "listing", "to_dot", "draw_dot", "render"]
 
 _INFIX = {"+", "-", "*", "/", "**"}
+_PLAIN = re.compile(r"[\w.\[\]']+")  # labels written as they are in expressions
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,14 @@ def _names(nodes: Sequence[GraphNode]) -> dict[int, str]:
     for n in nodes:
         if n.label:
             count[n.label] = count.get(n.label, 0) + 1
-    return {n.id: n.label if n.label and count[n.label] == 1 else f"%{n.id}" for n in nodes}
+    names = {}
+    for n in nodes:
+        if n.label and count[n.label] == 1:
+            # a label such as "a + b" is bracketed, so "(a + b) ** const" reads right
+            names[n.id] = n.label if _PLAIN.fullmatch(n.label) else f"({n.label})"
+        else:
+            names[n.id] = f"%{n.id}"
+    return names
 
 
 def _expression(node: GraphNode, names: dict[int, str]) -> str:
