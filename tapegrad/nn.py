@@ -36,7 +36,9 @@ Choices, as in micrograd unless said otherwise
   with micrograd (and draws the very same weights as micrograd does).
 * ``Layer`` and ``MLP`` return a single Var when the last layer has one
   neuron, a list otherwise (micrograd's convention). ``MLP`` uses its
-  activation on hidden layers only; the last layer is linear.
+  activation on hidden layers only; the last layer is linear unless
+  ``out_activation`` says otherwise (the lecture's all-tanh network is
+  ``MLP(3, [4, 4, 1], out_activation="tanh")``).
 * Activations: ``"tanh"``, ``"relu"`` (``relu'(0) = 0``), ``"sigmoid"``,
   ``"linear"``, or any callable from a Var to a Var.
 
