@@ -9,6 +9,7 @@
 """
 
 from tapegrad import math
+from tapegrad.checking import check_grads
 from tapegrad.engine import Value, Var
 from tapegrad.extend import primitive
 from tapegrad.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -26,6 +27,7 @@ __all__ = [
     "hessian",
     "hvp",
     "primitive",
+    "check_grads",
     "draw_dot",
 ]
 __version__ = "0.1.0"
