@@ -49,10 +49,11 @@ import numbers
 import struct
 import sys
 import threading
+import weakref
 from array import array
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeAlias
 
 from tapegrad.rules import RULES, Rule
 
@@ -107,6 +108,33 @@ def _pack(typecode: str, items: Sequence[Any]) -> array[Any]:
     return packed
 
 
+# The older chunks that a Var's backward pass reaches through imports. A
+# chunk holds the chunks it imports from only weakly: holding them strongly
+# chains every chunk of a long-running loop to the next, so nothing is ever
+# freed. Instead each Var that depends on an imported value carries strong
+# references to exactly the chunks its backward pass needs.
+Keep: TypeAlias = "tuple[Tape, ...] | None"
+
+
+def _merge_keeps(a: Keep, b: Keep) -> Keep:
+    """The chunks kept by a result of two operands."""
+    if a is None:
+        return b
+    if b is None or a is b:
+        return a
+    return tuple(set(a).union(b))
+
+
+def _keep_of(x: Var, tape: Tape) -> Keep:
+    """The chunks a result on ``tape`` must keep for the level-0 operand ``x``."""
+    source = x._tape
+    if source is None:  # a leaf
+        return None
+    if source is tape:
+        return x._keep
+    return _merge_keeps((source,), x._keep)  # imported from the older chunk
+
+
 class Tape:
     """A record of primitive operations, one entry per op, in execution order.
 
@@ -154,7 +182,8 @@ class Tape:
         self.vals: Any = [0.0]
         self.grads: Any = None  # d(output)/d(entry), summed over backward() calls
         self.leaves: list[tuple[int, Var]] = []  # (index, leaf) to receive grads
-        self.imports: dict[int, tuple[Tape, int]] = {}  # index -> (older chunk, index)
+        # index -> (older chunk, held weakly: see Keep; index there)
+        self.imports: dict[int, tuple[weakref.ref[Tape], int]] = {}
         self.import_index: dict[tuple[int, int], int] = {}  # (serial, index) -> index
         self.labels: dict[int, str] = {}
 
@@ -176,6 +205,12 @@ class Tape:
             self.vals[k],
         )
 
+    def imported(self, k: int) -> tuple[Tape, int] | None:
+        """For an import entry: the older chunk and the index there (None if gone)."""
+        ref, index = self.imports[k]
+        older = ref()
+        return None if older is None else (older, index)
+
     def rule_at(self, k: int) -> Rule:
         """The rule of entry ``k``."""
         rule: Rule = _BY_CODE[self.rules[k]]
@@ -185,7 +220,9 @@ class Tape:
         """The value recorded at entry ``k``."""
         return self.vals[k]
 
-    def push(self, rule: Rule, i: int, j: int, pi: Any, pj: Any, out: Any) -> Var:
+    def push(
+        self, rule: Rule, i: int, j: int, pi: Any, pj: Any, out: Any, keep: Keep = None
+    ) -> Var:
         """Append one entry and return the Var that refers to it.
 
         The hottest operators of Var inline this body (a call costs ~100 ns).
@@ -201,6 +238,7 @@ class Tape:
         v.data = out
         v._tape = self
         v._index = k
+        v._keep = keep
         if k >= self.limit:
             self.seal()
         return v
@@ -290,7 +328,7 @@ class Tape:
         k = self.import_index.get(key, -1)
         if k < 0:
             k = self.push_marker(IMPORT, var.data)
-            self.imports[k] = (src, var._index)
+            self.imports[k] = (weakref.ref(src), var._index)
             self.import_index[key] = k
         return k
 
@@ -381,7 +419,7 @@ class Var:
     (2.0, 8.0)
     """
 
-    __slots__ = ("data", "_tape", "_index", "_reg", "_grad", "_label")
+    __slots__ = ("data", "_tape", "_index", "_keep", "_reg", "_grad", "_label")
 
     # Let numpy defer to our reflected operators (np.float64(2) * v is a Var).
     __array_ufunc__ = None
@@ -389,6 +427,7 @@ class Var:
     data: Any  # a float; a Var of the outer tape inside nested transforms
     _tape: Tape | None
     _index: int
+    _keep: Keep  # older chunks this Var's backward pass reaches (see Keep)
     _reg: tuple[int, int] | None
     _grad: Any
     _label: str
@@ -492,6 +531,9 @@ class Var:
         if cls is Node and other._tape is tape and tape.open:
             i = self._index
             j = other._index
+            keep = self._keep
+            if other._keep is not keep:
+                keep = _merge_keeps(keep, other._keep)
         elif tape is None and cls is Node and other._tape.open and other._tape.level == 0:
             # A leaf (a weight) with a Var of the open chunk: half the ops of an
             # MLP. Inlined from _locate2, which would cost a call per op.
@@ -499,19 +541,21 @@ class Var:
             reg = self._reg
             i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
             j = other._index
+            keep = other._keep
         elif cls is Node or cls is Var:
             found = _locate2(self, other)
             if found is None:
                 return apply(_ADD, (self, other))
-            tape, i, j = found
+            tape, i, j, keep = found
         elif cls is _float or cls is _int:
             if tape is not None and tape.open:
                 i = self._index
+                keep = self._keep
             else:
                 found1 = _locate1(self)
                 if found1 is None:
                     return apply(_ADD, (self, other))
-                tape, i = found1
+                tape, i, keep = found1
             a = self.data
             c = other
             out = a + c
@@ -530,6 +574,7 @@ class Var:
             v.data = out
             v._tape = tape
             v._index = k
+            v._keep = keep
             if k >= tape.limit:
                 tape.seal()
             return v
@@ -554,6 +599,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -567,11 +613,12 @@ class Var:
             return apply(_ADD, (other, self))
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_ADD, (other, self))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         c = other
         out = c + a
@@ -590,6 +637,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -600,19 +648,23 @@ class Var:
         if cls is Node and other._tape is tape and tape.open:
             i = self._index
             j = other._index
+            keep = self._keep
+            if other._keep is not keep:
+                keep = _merge_keeps(keep, other._keep)
         elif cls is Node or cls is Var:
             found = _locate2(self, other)
             if found is None:
                 return apply(_SUB, (self, other))
-            tape, i, j = found
+            tape, i, j, keep = found
         elif cls is _float or cls is _int:
             if tape is not None and tape.open:
                 i = self._index
+                keep = self._keep
             else:
                 found1 = _locate1(self)
                 if found1 is None:
                     return apply(_SUB, (self, other))
-                tape, i = found1
+                tape, i, keep = found1
             a = self.data
             c = other
             out = a - c
@@ -631,6 +683,7 @@ class Var:
             v.data = out
             v._tape = tape
             v._index = k
+            v._keep = keep
             if k >= tape.limit:
                 tape.seal()
             return v
@@ -655,6 +708,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -668,11 +722,12 @@ class Var:
             return apply(_SUB, (other, self))
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_SUB, (other, self))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         c = other
         out = c - a
@@ -691,6 +746,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -701,6 +757,9 @@ class Var:
         if cls is Node and other._tape is tape and tape.open:
             i = self._index
             j = other._index
+            keep = self._keep
+            if other._keep is not keep:
+                keep = _merge_keeps(keep, other._keep)
         elif tape is None and cls is Node and other._tape.open and other._tape.level == 0:
             # A leaf (a weight) with a Var of the open chunk: half the ops of an
             # MLP. Inlined from _locate2, which would cost a call per op.
@@ -708,19 +767,21 @@ class Var:
             reg = self._reg
             i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
             j = other._index
+            keep = other._keep
         elif cls is Node or cls is Var:
             found = _locate2(self, other)
             if found is None:
                 return apply(_MUL, (self, other))
-            tape, i, j = found
+            tape, i, j, keep = found
         elif cls is _float or cls is _int:
             if tape is not None and tape.open:
                 i = self._index
+                keep = self._keep
             else:
                 found1 = _locate1(self)
                 if found1 is None:
                     return apply(_MUL, (self, other))
-                tape, i = found1
+                tape, i, keep = found1
             a = self.data
             c = other
             out = a * c
@@ -739,6 +800,7 @@ class Var:
             v.data = out
             v._tape = tape
             v._index = k
+            v._keep = keep
             if k >= tape.limit:
                 tape.seal()
             return v
@@ -763,6 +825,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -776,11 +839,12 @@ class Var:
             return apply(_MUL, (other, self))
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_MUL, (other, self))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         c = other
         out = c * a
@@ -799,6 +863,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -812,11 +877,12 @@ class Var:
         tape = self._tape
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_DIV, (self, other))
-            tape, i = found1
+            tape, i, keep = found1
         out = self.data / other
         pi = 1.0 / other
         j = 0
@@ -833,6 +899,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -851,11 +918,12 @@ class Var:
         tape = self._tape
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_POW, (self, other))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         # x ** c for a float x > 0, or x < 0 with an int c: no edge cases there
         # (zero bases, errors and overflow are the rule's business, in apply).
@@ -884,6 +952,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -898,11 +967,12 @@ class Var:
         tape = self._tape
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_NEG, (self,))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         out = -a
         pi = -1.0
@@ -920,6 +990,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -937,11 +1008,12 @@ class Var:
         tape = self._tape
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_RELU, (self,))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         if a.__class__ is not _float:
             return apply(_RELU, (self,))
@@ -961,6 +1033,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -970,11 +1043,12 @@ class Var:
         tape = self._tape
         if tape is not None and tape.open:
             i = self._index
+            keep = self._keep
         else:
             found1 = _locate1(self)
             if found1 is None:
                 return apply(_TANH, (self,))
-            tape, i = found1
+            tape, i, keep = found1
         a = self.data
         if a.__class__ is not _float:
             return apply(_TANH, (self,))
@@ -994,6 +1068,7 @@ class Var:
         v.data = out
         v._tape = tape
         v._index = k
+        v._keep = keep
         if k >= tape.limit:
             tape.seal()
         return v
@@ -1152,20 +1227,28 @@ def _leaf_index(tape: Tape, leaf: Var) -> int:
     return tape.index_of(leaf)
 
 
-def _locate1(x: Var) -> tuple[Tape, int] | None:
-    """Tape and index for a level-0 op on ``x`` and a number; None for apply()."""
-    if x._tape is None:
+def _locate1(x: Var) -> tuple[Tape, int, Keep] | None:
+    """Tape, index and kept chunks for a level-0 op on ``x`` and a number.
+
+    None means: use apply() (``x`` is a Var of a transform).
+    """
+    t = x._tape
+    if t is None:
         tape = _ambient_tape()
-        return tape, _leaf_index(tape, x)
-    return None  # a Var of a sealed chunk or a finished transform
+        return tape, _leaf_index(tape, x), None
+    if t.level == 0:  # a Var of a sealed chunk: import it into the open one
+        tape = _ambient_tape()
+        return tape, tape.index_of(x), _keep_of(x, tape)
+    return None  # a Var of a finished transform: apply() reports it
 
 
-def _locate2(x: Var, y: Var) -> tuple[Tape, int, int] | None:
-    """Tape and indices for a level-0 op on leaves and Vars of the open chunk.
+def _locate2(x: Var, y: Var) -> tuple[Tape, int, int, Keep] | None:
+    """Tape, indices and kept chunks for a level-0 op on leaves and level-0 Vars.
 
-    Returns None (use apply()) for anything else: operands of different
-    levels, of sealed chunks, of finished transforms. Half the ops of an MLP
-    have a leaf operand (a weight), so the leaf check is inlined here.
+    Returns None (use apply()) for operands of transforms (levels >= 1).
+    Half the ops of an MLP have a leaf operand (a weight), so the leaf check
+    is inlined here. Vars of sealed chunks are imported into the open chunk
+    here too: through apply() that costs 7-10x an ordinary op.
     """
     tx = x._tape
     ty = y._tape
@@ -1174,17 +1257,22 @@ def _locate2(x: Var, y: Var) -> tuple[Tape, int, int] | None:
             tape = _ambient_tape()
         elif ty.open and ty.level == 0:
             tape = ty
+        elif ty.level == 0:
+            tape = _ambient_tape()
+            return tape, _leaf_index(tape, x), tape.index_of(y), _keep_of(y, tape)
         else:
             return None
         reg = x._reg
         i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(x)
         if ty is tape:
-            return tape, i, y._index
-        reg = y._reg
-        return tape, i, reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(y)
+            return tape, i, y._index, y._keep
+        return tape, i, _leaf_index(tape, y), None
     if ty is None and tx.open and tx.level == 0:
-        reg = y._reg
-        return tx, x._index, reg[1] if reg is not None and reg[0] is tx.serial else tx.index_of(y)
+        return tx, x._index, _leaf_index(tx, y), x._keep
+    if tx.level == 0 and (ty is None or ty.level == 0):
+        tape = _ambient_tape()
+        keep = _merge_keeps(_keep_of(x, tape), _keep_of(y, tape) if ty is not None else None)
+        return tape, tape.index_of(x), tape.index_of(y), keep
     return None
 
 
@@ -1266,11 +1354,16 @@ def apply(rule: Rule, args: Sequence[Any]) -> Var:
     partials = [p(*values, out) if live else 0.0 for p, live in zip(rule.partials, on_tape)]
     index = [tape.index_of(a) if live else 0 for a, live in zip(args, on_tape)]
 
+    keep: Keep = None
+    if level == 0:
+        for a, live in zip(args, on_tape):
+            if live:
+                keep = _merge_keeps(keep, _keep_of(a, tape))
     if len(index) == 1:
-        return tape.push(rule, index[0], 0, partials[0], 0.0, out)
-    v = tape.push(rule, index[0], index[1], partials[0], partials[1], out)
+        return tape.push(rule, index[0], 0, partials[0], 0.0, out, keep)
+    v = tape.push(rule, index[0], index[1], partials[0], partials[1], out, keep)
     for k in range(2, len(index)):  # a chain of entries for 3+ inputs
-        v = tape.push(CONT, v._index, index[k], 1.0, partials[k], out)
+        v = tape.push(CONT, v._index, index[k], 1.0, partials[k], out, keep)
     return v
 
 
@@ -1360,9 +1453,11 @@ def backward(out: Var) -> None:
             g = adj[k]
             if g is not None and g != 0.0:
                 leaf._grad = leaf._grad + g
-        for k, (older, idx) in tape.imports.items():
+        for k, (ref, idx) in tape.imports.items():
             g = adj[k]
-            if g is not None and g != 0.0:
+            older = ref()
+            # A chunk can be gone only if no live Var reaches it: its adjoint is 0.
+            if older is not None and g is not None and g != 0.0:
                 older_seeds = pending.setdefault(older.serial, (older, {}))[1]
                 older_seeds[idx] = older_seeds.get(idx, 0.0) + g
         tape.add_grads(adj)

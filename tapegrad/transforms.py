@@ -86,6 +86,7 @@ def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
         v.data = value
         v._tape = tape
         v._index = k
+        v._keep = None
         wrapped.append(v)
     return wrapped
 

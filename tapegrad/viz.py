@@ -114,8 +114,10 @@ def graph(v: Var) -> list[GraphNode]:
                 continue
             keep.append(k)
             if tape.rule_at(k) is IMPORT:
-                older, idx = tape.imports[k]
-                pending.setdefault(older.serial, (older, set()))[1].add(idx)
+                found = tape.imported(k)
+                if found is not None:  # the Var drawn keeps every chunk it reaches
+                    older, idx = found
+                    pending.setdefault(older.serial, (older, set()))[1].add(idx)
                 continue
             i = in1[k]
             if i:
@@ -138,8 +140,9 @@ def graph(v: Var) -> list[GraphNode]:
             rule = tape.rule_at(k)
             key = (tape.serial, k)
             if rule is IMPORT:
-                older, idx = tape.imports[k]
-                ids[key] = ids[(older.serial, idx)]
+                found = tape.imported(k)
+                if found is not None:
+                    ids[key] = ids[(found[0].serial, found[1])]
                 continue
             if rule is LEAF:
                 leaf = leaves[k]
