@@ -242,14 +242,6 @@ def test_every_primitive_is_covered() -> None:
 # -- bugs found by the property suite ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="engine/rules bug (issue 4 report): pow's partial y * x ** (y - 1) is computed with "
-    "float **, which raises OverflowError where the derivative overflows, so recording "
-    "Var(1e-200) ** -1.0 fails although the value 1e200 is fine (1.0 / Var(1e-200) works, "
-    "and its derivative is -inf)",
-)
 def test_pow_records_where_only_its_derivative_overflows() -> None:
     assert (tg.Var(1e-200) ** -1.0).data == 1e200
     assert tg.grad(lambda x: x**-1.0)(1e-200) == -math.inf
