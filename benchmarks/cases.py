@@ -27,7 +27,7 @@ and the way gradients are asked for differ.
 >>> state = case.forward(); case.backward(state)
 >>> value, grads = case.result()
 >>> round(value, 6), len(grads)
-(1055.52146, 11)
+(1701.917008, 11)
 """
 
 from __future__ import annotations
@@ -358,12 +358,29 @@ def _micrograd(workload: str, size: int) -> Case:
     # along the longest path. CPython 3.11 runs Python-to-Python recursion
     # without the C stack, so a high limit is safe; we raise it rather than
     # report micrograd as unable to run a 1,000-term Rosenbrock.
+    # The limit is raised only while micrograd's backward() runs, and restored.
     depth = n_ops(workload, size) if workload in ("rosenbrock", "chain", "fan") else 10_000
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2 * depth + 1000))
+    limit = 2 * depth + 1000
     case = _value_api(workload, size, "micrograd", Value, 0)
-    if sys.getrecursionlimit() > 1000:
-        case.notes.append(f"recursion limit raised to {sys.getrecursionlimit()} for backward()")
+    if case.backward is not None:
+        case.backward = _with_recursion_limit(case.backward, limit)
+    case.result = _with_recursion_limit(case.result, limit)
+    case.notes.append(f"recursion limit raised to {limit} for backward()")
     return case
+
+
+def _with_recursion_limit(fn: Callable[..., Any], limit: int) -> Callable[..., Any]:
+    """``fn`` run with ``sys.getrecursionlimit()`` at least ``limit``, restored after."""
+
+    def wrapped(*args: Any) -> Any:
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, limit))
+        try:
+            return fn(*args)
+        finally:
+            sys.setrecursionlimit(old)
+
+    return wrapped
 
 
 # ---------------------------------------------------------------------------

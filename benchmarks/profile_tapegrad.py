@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.cases import Case, make_case  # noqa: E402
+from benchmarks.cases import Case, make_case, n_ops  # noqa: E402
 
 WORKLOADS = {
     "mlp": [("tapegrad", 100)],
@@ -73,9 +73,7 @@ def census(case: Case) -> Counter[str]:
         if hasattr(eng.Tape, name):
             wrap(eng.Tape, name)
     try:
-        before = _tape_entries()
         state = case.forward()
-        counts["entries recorded (ambient)"] = _tape_entries() - before
         if case.backward is not None:
             case.backward(state)
         del state
@@ -83,14 +81,6 @@ def census(case: Case) -> Counter[str]:
         for (owner, name), fn in saved.items():
             setattr(owner, name, fn)
     return counts
-
-
-def _tape_entries() -> int:
-    """Entries on the ambient tape's open chunk (wraps at chunk boundaries)."""
-    from tapegrad.engine import _STACK
-
-    stack = _STACK.get(None)
-    return len(stack[0]) if stack else 0
 
 
 def wall(case: Case, steps: int) -> tuple[float, float]:
@@ -136,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for lib, size in WORKLOADS[w]:
             case = make_case(w, lib, size)
             wall(case, 2)  # warm up
-            print(f"=== {w} [{size}] {case.label} ===")
+            print(f"=== {w} [{size}] {case.label}: {n_ops(w, size):,} ops per step ===")
             counts = census(case)
             for key, n in sorted(counts.items(), key=lambda kv: -kv[1]):
                 print(f"  {n:9,d}  {key}")

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/run.py            # the full suite, ~10-15 minutes on 2 cores
-    python benchmarks/run.py --quick    # a smoke run on tiny sizes, ~1 minute
+    python benchmarks/run.py            # the full suite, ~8-10 minutes on 2 cores
+    python benchmarks/run.py --quick    # a smoke run on tiny sizes, ~1-2 minutes
     python benchmarks/run.py --only mlp,rosenbrock --libs plain,tapegrad,micrograd
 
 Every measurement runs in a fresh worker process (``run.py --worker TASK``),

@@ -90,6 +90,15 @@ def test_forward_backward_split_gives_the_gradient() -> None:
     assert grads is not None and len(grads) == 337
 
 
+def test_docstring_examples() -> None:
+    import doctest
+
+    from benchmarks import cases
+
+    for module in (wl, cases):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
 def test_op_counts() -> None:
     assert n_ops("chain", 1000) == 1000
     assert n_ops("fan", 100) == 200
