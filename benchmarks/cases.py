@@ -13,6 +13,8 @@ Libraries (``LIBS``), each optional except ``plain`` and ``tapegrad``:
 ``plain-grad``  Rosenbrock only: value and a hand-written gradient on floats
 ``tapegrad``    ``tapegrad.Value`` leaves, ``loss.backward()`` (micrograd style)
 ``tapegrad-grad``  Rosenbrock only: ``tapegrad.vjp`` / ``tapegrad.grad``
+``tapegrad-dot``   workload 1 only: neurons as ``tapegrad.math.dot(w, x, b)``,
+                   as ``tapegrad.nn`` computes them (not used for the targets)
 ``micrograd``   micrograd 0.1.0 ``Value``, default settings (gc on)
 ``torch``       PyTorch scalar float64 tensors, ``requires_grad=True``
 ``autograd``    HIPS autograd ``make_vjp`` over a numpy float64 vector
@@ -56,6 +58,7 @@ LIBS = (
     "plain-grad",
     "tapegrad",
     "tapegrad-grad",
+    "tapegrad-dot",
     "micrograd",
     "torch",
     "autograd",
@@ -66,6 +69,7 @@ LIBS = (
 MODULE_OF = {
     "tapegrad": "tapegrad",
     "tapegrad-grad": "tapegrad",
+    "tapegrad-dot": "tapegrad",
     "micrograd": "micrograd",
     "torch": "torch",
     "autograd": "autograd",
@@ -226,7 +230,14 @@ def _plain_grad(workload: str, size: int) -> Case:
 # ---------------------------------------------------------------------------
 
 
-def _value_api(workload: str, size: int, lib: str, value_cls: Any, zero: Any) -> Case:
+def _value_api(
+    workload: str,
+    size: int,
+    lib: str,
+    value_cls: Any,
+    zero: Any,
+    neuron: Callable[[Sequence[Any], Sequence[Any], Any], Any] = wl.neuron_sum,
+) -> Case:
     """Cases for tapegrad and micrograd, which share micrograd's API."""
     relu = value_cls.relu
     if workload == "mlp":
@@ -240,7 +251,7 @@ def _value_api(workload: str, size: int, lib: str, value_cls: Any, zero: Any) ->
 
         def mlp_loss(params: list[Any], layers: Any) -> Any:
             inputs = [[value_cls(a), value_cls(b)] for a, b in xs]  # as in micrograd's demo
-            return wl.svm_loss(layers, params, inputs, ys, relu)
+            return wl.svm_loss(layers, params, inputs, ys, relu, neuron)
 
         def mlp_backward(loss: Any, params: list[Any] = params) -> None:
             for p in params:  # model.zero_grad(), as in the demo step
@@ -309,6 +320,21 @@ def _tapegrad(workload: str, size: int) -> Case:
     import tapegrad
 
     return _value_api(workload, size, "tapegrad", tapegrad.Value, 0.0)
+
+
+def _tapegrad_dot(workload: str, size: int) -> Case:
+    import tapegrad
+
+    if workload != "mlp":
+        raise Unavailable("tapegrad-dot runs workload 1 (the MLP) only")
+    dot = tapegrad.math.dot
+
+    def neuron(w: Sequence[Any], x: Sequence[Any], b: Any) -> Any:
+        return dot(w, x, b)
+
+    case = _value_api(workload, size, "tapegrad-dot", tapegrad.Value, 0.0, neuron)
+    case.label = "tapegrad (nn-style neurons: math.dot)"
+    return case
 
 
 def _tapegrad_grad(workload: str, size: int) -> Case:
@@ -600,6 +626,7 @@ _BUILDERS: dict[str, Callable[[str, int], Case]] = {
     "plain-grad": _plain_grad,
     "tapegrad": _tapegrad,
     "tapegrad-grad": _tapegrad_grad,
+    "tapegrad-dot": _tapegrad_dot,
     "micrograd": _micrograd,
     "torch": _torch,
     "autograd": _autograd,

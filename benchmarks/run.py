@@ -59,7 +59,16 @@ QUICK_SIZES: dict[str, list[int]] = {
 }
 # Libraries run per workload (the two reference variants only where they apply).
 WORKLOAD_LIBS: dict[str, list[str]] = {
-    "mlp": ["plain", "tapegrad", "micrograd", "torch", "autograd", "jax", "jax-jit"],
+    "mlp": [
+        "plain",
+        "tapegrad",
+        "tapegrad-dot",
+        "micrograd",
+        "torch",
+        "autograd",
+        "jax",
+        "jax-jit",
+    ],
     "rosenbrock": [
         "plain",
         "plain-grad",
@@ -101,6 +110,7 @@ ONE_PROCESS = {"jax", "jax-jit", "autograd"}
 #   whichever library's clock happened to trigger the collector.
 PAIRS: list[tuple[str, str, str, int, int, str]] = [
     ("mlp", "tapegrad", "plain", 100, 100, "inproc"),
+    ("mlp", "tapegrad-dot", "plain", 100, 100, "inproc"),
     ("mlp", "micrograd", "tapegrad", 100, 100, "xproc"),
     ("mlp", "torch", "tapegrad", 100, 100, "xproc"),
     ("rosenbrock", "tapegrad-grad", "plain", 1000, 1000, "inproc"),

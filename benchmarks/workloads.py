@@ -110,15 +110,23 @@ def mlp_unflatten(
     return layers
 
 
+def neuron_sum(w: Sequence[Any], x: Sequence[Any], b: Any) -> Any:
+    """micrograd's ``Neuron``: ``sum((wi * xi for ...), b)``."""
+    return sum((wi * xi for wi, xi in zip(w, x)), b)
+
+
 def mlp_forward(
-    layers: list[list[tuple[list[Any], Any]]], x: Sequence[Any], relu: Callable[[Any], Any]
+    layers: list[list[tuple[list[Any], Any]]],
+    x: Sequence[Any],
+    relu: Callable[[Any], Any],
+    neuron: Callable[[Sequence[Any], Sequence[Any], Any], Any] = neuron_sum,
 ) -> Any:
     """micrograd's ``MLP.__call__``: relu hidden layers, a linear last layer."""
     last = len(layers) - 1
     for li, layer in enumerate(layers):
         out = []
         for w, b in layer:
-            act = sum((wi * xi for wi, xi in zip(w, x)), b)  # micrograd's Neuron
+            act = neuron(w, x, b)
             out.append(act if li == last else relu(act))
         x = out
     return x[0]
@@ -130,9 +138,10 @@ def svm_loss(
     inputs: Sequence[Sequence[Any]],
     labels: Sequence[float],
     relu: Callable[[Any], Any],
+    neuron: Callable[[Sequence[Any], Sequence[Any], Any], Any] = neuron_sum,
 ) -> Any:
     """The demo's loss: mean max-margin (SVM) loss plus ``ALPHA * sum(p * p)``."""
-    scores = [mlp_forward(layers, x, relu) for x in inputs]
+    scores = [mlp_forward(layers, x, relu, neuron) for x in inputs]
     losses = [relu(1 + -yi * si) for yi, si in zip(labels, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
     reg_loss = ALPHA * sum(p * p for p in params)

@@ -69,6 +69,17 @@ def test_peers_agree_with_tapegrad(workload: str, lib: str) -> None:
     assert all(_close(a, b) for a, b in zip(grads, ref_grads)), worst
 
 
+def test_dot_neurons_agree_with_micrograd() -> None:
+    # tapegrad-dot records the MLP through tapegrad.math.dot: check it against
+    # an independent implementation, not against tapegrad's operator path.
+    _needs("micrograd")
+    value, grads = _result("mlp", "tapegrad-dot")
+    ref_value, ref_grads = _result("mlp", "micrograd")
+    assert _close(value, ref_value)
+    assert grads is not None and ref_grads is not None and len(grads) == len(ref_grads)
+    assert all(_close(a, b) for a, b in zip(grads, ref_grads))
+
+
 def test_rosenbrock_gradient_matches_the_hand_written_one() -> None:
     value, grads = _result("rosenbrock", "tapegrad")
     hand_value, hand = _result("rosenbrock", "plain-grad")
