@@ -1,14 +1,18 @@
 """The documentation's examples run as doctests, so they cannot rot.
 
 Every ``>>>`` example in ``docs/*.md`` and in the docstrings of tapegrad's
-modules is executed and its printed output compared.
+modules is executed and its printed output compared, and so is every README
+example that shows what it prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
+import io
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -39,3 +43,23 @@ def test_rule_card_lists_every_primitive() -> None:
     card = (DOCS / "rules.md").read_text()
     missing = [name for name in RULES if f"| `{name}` |" not in card]
     assert not missing, f"docs/rules.md lacks rows for {missing}"
+
+
+def _readme_examples() -> list[tuple[str, str]]:
+    """(code, printed output) for each README python block followed by 'prints'."""
+    text = (DOCS.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", text, re.S)
+    return [(code, out) for code, out in blocks]
+
+
+@pytest.mark.parametrize("index", range(len(_readme_examples())))
+def test_readme_examples_print_what_the_readme_says(index: int) -> None:
+    code, expected = _readme_examples()[index]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(code, f"README example {index}", "exec"), {})
+    assert buffer.getvalue() == expected
+
+
+def test_readme_has_examples() -> None:
+    assert len(_readme_examples()) >= 2
