@@ -182,8 +182,10 @@ def _apart(x: float, y: float) -> float:
 def _const_pow(x: float, c: float) -> float:
     """x ** c for a constant exponent c: negative bases only for integer c.
 
-    Near 0, x ** c for c < 2 has a first or second derivative that overflows
-    (x ** -1, x ** -2 for a subnormal x): keep away unless c is an integer >= 2.
+    Near 0, x ** c for c < 2 has a first or second derivative whose terms
+    overflow (x ** -1, x ** -2 for a subnormal x; and 0 * inf is NaN, as the
+    second derivative of x ** 0.0 at 1e-308): keep away unless c is an
+    integer >= 2.
     """
     if not c.is_integer():
         return x - _EDGE
