@@ -212,10 +212,38 @@ def test_a_kink_is_reported() -> None:
 
 
 def test_finite_differences_that_do_not_converge_are_reported() -> None:
-    # A jump between the finite-difference points: no derivative to speak of.
-    step = tg.primitive(lambda x: 0.0 if x < 0.001 else 1.0, lambda x, out: 0.0, name="step")
+    # A jump between all the finite-difference points: no derivative to speak of.
+    step = tg.primitive(lambda x: 0.0 if x < 1e-7 else 1.0, lambda x, out: 0.0, name="step")
     with pytest.raises(FiniteDifferenceError, match="do not converge"):
         check_grads(step, (0.0,), modes=("rev",))
+
+
+def test_no_false_alarm_where_the_first_steps_are_too_coarse() -> None:
+    # Found by a thorough run: at order 2 the extrapolation from the first steps
+    # (0.015) was off by 6e-7 relative, 8 times its error estimate; the true
+    # value (mpmath, 50 digits) is what AD gives, and finer steps confirm it.
+    def curvy(x: Any) -> Any:
+        v4 = tm.cos(x)
+        v9 = tm.sinh(tm.tanh(tm.tanh(2.0 * tm.relu(v4))))
+        v10 = tm.exp(v9)
+        v13 = 0.5 + tm.cos(v10)
+        v16 = tm.cosh(tm.sin(tm.sqrt(v10)))
+        a = tm.minimum(2.0 * tm.sinh(tm.sinh(v9)) * x, tm.hypot(v13, v13))
+        b = -tm.hypot(v16, 2.124887035898409) + 1.8614837234549615 * tm.hypot(v16, -1.0)
+        return a + b + 6.0 * tm.minimum(v16, 0.5) + tm.softplus(v4)
+
+    check_grads(curvy, (-1.5,), order=2)
+    assert tg.grad(tg.grad(curvy))(-1.5) == pytest.approx(9.770930558078424, rel=1e-14)
+
+
+def test_no_false_alarm_at_a_stationary_point() -> None:
+    # Found by a thorough run: the derivative is 0 at 0, and finite differences
+    # see only the rounding noise of intermediates (~25) larger than f (~0.46).
+    def f(xs: list[Any]) -> Any:
+        v = tm.tanh(tm.abs(tm.cos(tm.tanh(tm.atan2(xs[0], tm.acos(tm.erf(xs[0])))))))
+        return tm.expm1(tm.sin(4.0 * (2.0 * tm.exp(v * v)) ** 2))
+
+    check_jacobian(f, ([0.0],), tg.grad(f)([0.0]), name="grad")
 
 
 def test_tolerances_can_be_loosened() -> None:
