@@ -164,7 +164,8 @@ class _Trace:
 
 def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
     """Vars of ``tape`` standing for input scalars (entries without inputs)."""
-    values = [x if isinstance(x, Var) else float(x) for x in leaves]
+    # A float, or (inside an outer transform) an outer Var: Any on purpose.
+    values: list[Any] = [x if isinstance(x, Var) else float(x) for x in leaves]
     first = len(tape)
     tape.push_markers(INPUT, values)
     wrapped: list[Var] = []

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from tapegrad.engine import CONT, IMPORT, INPUT, LEAF, NULL, Tape, Var
+from tapegrad.handle import concrete
 
 __all__ = ["GraphNode", "graph", "listing", "to_dot", "draw_dot", "render"]
 
@@ -81,7 +82,7 @@ class GraphNode:
 
 def _float(x: Any) -> float:
     """A value or gradient as a float (inside transforms they may be Vars)."""
-    return float(x)
+    return concrete(x)
 
 
 def graph(v: Var) -> list[GraphNode]:
@@ -193,10 +194,6 @@ def _op_of(
         raw = [in1[k]]
     else:
         raw = [in1[k], in2[k]]
-        # ``c - x`` is recorded by the fast path as sub(x, <const>) with
-        # d/dx = -1, where sub(x, c) has d/dx = +1: put the operands back.
-        if rule.name == "sub" and raw[1] == 0 and _float(tape.p1[k]) == -1.0:
-            raw = [0, raw[0]]
     inputs = tuple(ids[(serial, i)] if i else None for i in raw)
     return rule.name, rule.symbol, inputs
 
