@@ -429,6 +429,15 @@ class DotGraph:
     'n1 [label="{ x | data 2.0000 | grad 0.0000 }" shape=record]'
     """
 
+    source: str
+    """The DOT text, as :func:`to_dot` gives it."""
+    format: str
+    """The format :meth:`render` gives a path without a suffix; :meth:`pipe`'s default."""
+    nodes: int
+    """How many values (leaves and op results) the picture shows."""
+    ops: int
+    """How many of them are results of ops."""
+
     def __init__(self, source: str, format: str = "svg", nodes: int = 0, ops: int = 0) -> None:  # noqa: A002
         self.source = source
         self.format = format
@@ -458,6 +467,14 @@ class DotGraph:
         without a suffix, ``.`` + ``format`` is appended. ``.dot`` and ``.gv``
         write the DOT text and need nothing; every other format needs
         Graphviz's ``dot`` program (``RuntimeError`` when it is missing).
+
+        >>> import pathlib, tempfile
+        >>> from tapegrad import Value
+        >>> g = draw_dot(Value(1.0, label="x"))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = g.render(pathlib.Path(folder) / "x.dot")
+        ...     path.name, path.read_text() == g.source
+        ('x.dot', True)
         """
         out = Path(path)
         if not out.suffix:
