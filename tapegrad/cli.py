@@ -14,6 +14,7 @@ function that runs it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -52,7 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tapegrad`` and the ``tapegrad`` script; the exit status."""
     args = build_parser().parse_args(argv)
     _, _, handler = _COMMANDS[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        # `tapegrad demo | head` closed the pipe: stop quietly, as other
+        # command-line tools do, instead of printing a traceback; stdout goes
+        # to devnull so that Python's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -224,3 +224,23 @@ def test_python_dash_m_entry_point() -> None:
         [sys.executable, "-m", "tapegrad", "--version"], capture_output=True, text=True, check=False
     )
     assert version.returncode == 0 and version.stdout.startswith("tapegrad ")
+
+
+def test_a_closed_pipe_stops_the_demo_quietly() -> None:
+    """``tapegrad demo | head -3``: no BrokenPipeError traceback.
+
+    The next line after the first comes at step 200 (a tenth of the run), long
+    after the pipe is closed here, so the demo does meet the closed pipe.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tapegrad", "demo", "--steps", "2000", "--points", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"two moons:")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err, err
