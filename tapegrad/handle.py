@@ -114,9 +114,6 @@ class Handle:
 
     __slots__ = ("data", "_tape", "_index", "_keep", "_reg", "_grad", "_label")
 
-    # numpy: let arrays defer to our reflected operators (np.float64(2) * v).
-    __array_ufunc__ = None
-
     # The class of leaves (tapegrad.Var), for copies and pickles of any Var.
     _leaf_class: ClassVar[type[Handle]]
 
@@ -227,16 +224,24 @@ class Handle:
         return compare("!=", self, other)
 
     def __lt__(self, other: Any) -> bool:
-        return compare("<", self, _comparable(other, "<"))
+        if not _operand(other):
+            return cast(bool, NotImplemented)  # arrays compare elementwise; else TypeError
+        return compare("<", self, other)
 
     def __le__(self, other: Any) -> bool:
-        return compare("<=", self, _comparable(other, "<="))
+        if not _operand(other):
+            return cast(bool, NotImplemented)  # arrays compare elementwise; else TypeError
+        return compare("<=", self, other)
 
     def __gt__(self, other: Any) -> bool:
-        return compare(">", self, _comparable(other, ">"))
+        if not _operand(other):
+            return cast(bool, NotImplemented)  # arrays compare elementwise; else TypeError
+        return compare(">", self, other)
 
     def __ge__(self, other: Any) -> bool:
-        return compare(">=", self, _comparable(other, ">="))
+        if not _operand(other):
+            return cast(bool, NotImplemented)  # arrays compare elementwise; else TypeError
+        return compare(">=", self, other)
 
     # -- copies and pickles: a fresh leaf, never a shared gradient --------
 
@@ -409,6 +414,96 @@ class Handle:
         """self ** other."""
         return self._record(RULES["pow"], (self, other))
 
+    # -- numpy's names, for ufuncs on object arrays of Vars (np.arcsin(a)) ---
+
+    def arcsin(self) -> Var:
+        """numpy's name of ``asin``."""
+        return self._record(RULES["asin"], (self,))
+
+    def arccos(self) -> Var:
+        """numpy's name of ``acos``."""
+        return self._record(RULES["acos"], (self,))
+
+    def arctan(self) -> Var:
+        """numpy's name of ``atan``."""
+        return self._record(RULES["atan"], (self,))
+
+    def arctan2(self, x: Any) -> Var:
+        """numpy's name of ``atan2``."""
+        return self._record(RULES["atan2"], (self, x))
+
+    def arcsinh(self) -> Var:
+        """numpy's name of ``asinh``."""
+        return self._record(RULES["asinh"], (self,))
+
+    def arccosh(self) -> Var:
+        """numpy's name of ``acosh``."""
+        return self._record(RULES["acosh"], (self,))
+
+    def arctanh(self) -> Var:
+        """numpy's name of ``atanh``."""
+        return self._record(RULES["atanh"], (self,))
+
+    def log2(self) -> Var:
+        """Base-2 logarithm."""
+        return self._record(RULES["log2"], (self,))
+
+    def log10(self) -> Var:
+        """Base-10 logarithm."""
+        return self._record(RULES["log10"], (self,))
+
+    def exp2(self) -> Var:
+        """2 ** x."""
+        return self._record(RULES["exp2"], (self,))
+
+    def cbrt(self) -> Var:
+        """Real cube root."""
+        return self._record(RULES["cbrt"], (self,))
+
+    def fabs(self) -> Var:
+        """numpy's ``fabs``: ``abs``."""
+        return self._record(RULES["abs"], (self,))
+
+    def rint(self) -> Var:
+        """Round half to even (numpy's ``rint``); derivative 0."""
+        return self._record(RULES["round"], (self, 0.0))
+
+    def conjugate(self) -> Var:
+        """The complex conjugate of a real number: itself (``np.std``, ``np.var`` use it)."""
+        return cast("Var", self)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """numpy ufuncs on Vars: elementwise, on object arrays, through Var's operators.
+
+        ``np.sin(v)`` is ``v.sin()``, ``v * array`` and ``array * v`` give object
+        arrays of Vars. Ufuncs with no Var counterpart raise ``TypeError``
+        naming the ones that work (docs/numpy.md). numpy is loaded: it calls us.
+        """
+        import numpy as np
+
+        if kwargs.get("out") is not None:
+            raise TypeError(f"numpy.{ufunc.__name__} on Vars cannot write into out=")
+        args = []
+        for x in inputs:
+            if isinstance(x, Handle):
+                x = np.asarray(x, dtype=object)  # a 0-d array holding the Var, no conversion
+            elif isinstance(x, np.ndarray):
+                x = x.astype(object) if x.dtype != object else x
+            elif isinstance(x, np.generic):
+                x = x.item()  # a Python number: np.float64 would call us again
+            args.append(x)
+        try:
+            result = getattr(ufunc, method)(*args, **kwargs)
+        except TypeError:
+            if ufunc.__name__ in _NUMPY_UFUNCS:
+                raise
+            raise TypeError(
+                f"numpy.{ufunc.__name__} is not supported on tapegrad Vars; these are: "
+                f"{', '.join(sorted(_NUMPY_UFUNCS))} (see docs/numpy.md)"
+            ) from None
+        # Scalars in, a scalar out: a Var, or a Python bool for a comparison.
+        return result.item() if isinstance(result, np.generic) else result
+
     # -- the reverse sweep -------------------------------------------------
 
     def backward(self) -> None:
@@ -425,15 +520,71 @@ _FLOORDIV = RULES["floordiv"]
 _MOD = RULES["mod"]
 
 
+# The numpy ufuncs that run on Vars (each through an operator or a method).
+_NUMPY_UFUNCS = frozenset(
+    [
+        "add",
+        "subtract",
+        "multiply",
+        "divide",
+        "true_divide",
+        "floor_divide",
+        "remainder",
+        "mod",
+        "divmod",
+        "power",
+        "negative",
+        "positive",
+        "absolute",
+        "fabs",
+        "sqrt",
+        "cbrt",
+        "square",
+        "reciprocal",
+        "exp",
+        "exp2",
+        "expm1",
+        "log",
+        "log2",
+        "log10",
+        "log1p",
+        "sin",
+        "cos",
+        "tan",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "arctan2",
+        "sinh",
+        "cosh",
+        "tanh",
+        "arcsinh",
+        "arccosh",
+        "arctanh",
+        "hypot",
+        "minimum",
+        "maximum",
+        "fmod",
+        "copysign",
+        "floor",
+        "ceil",
+        "trunc",
+        "rint",
+        "sign",
+        "conjugate",
+        "less",
+        "less_equal",
+        "greater",
+        "greater_equal",
+        "equal",
+        "not_equal",
+    ]
+)
+
+
 def _operand(x: object) -> bool:
     """Whether ``x`` may take part in an operation with a Var."""
     return isinstance(x, Handle) or is_real(x)
-
-
-def _comparable(x: Any, op: str) -> Any:
-    if isinstance(x, Handle) or is_real(x):
-        return x
-    raise TypeError(f"'{op}' not supported between instances of 'Var' and '{type(x).__name__}'")
 
 
 def _unpickle_leaf(cls: type[Handle], data: float, grad: Any, label: str) -> Handle:
