@@ -41,6 +41,12 @@ target is met when the median meets it.
 |---|---|---|:---:|
 {targets}
 
+## Headline: value and gradient, times the plain-float function
+
+Medians of cells timed apart (the targets above are paired); W4 per sample, at its largest batch.
+
+{headline}
+
 ## Libraries
 
 | library | version | kind | how | cap (ops per call) |
@@ -193,6 +199,23 @@ def targets(data: dict[str, Any]) -> list[tuple[object, str, str, bool | None]]:
     return out
 
 
+def headline(times: Times) -> list[str]:
+    """Each library's time over plain Python's, on W1, W2 and W4 (at the largest sizes run)."""
+    cols = [
+        (k, max((c[1] for c in times.recs if c[0] == k), default=0))
+        for k in ("mlp", "rosen", "vmap")
+    ]
+    lines = [
+        row("library", *(f"{WORKLOADS[k].title[:2]} ({s:,} {WORKLOADS[k].unit})" for k, s in cols))
+    ]
+    lines.append("|---|" + "---:|" * len(cols))
+    for lib in list(LIBS)[1:]:
+        ts = [(times.get((k, s, lib)), times.get((k, s, "plain"))) for k, s in cols]
+        if any(t for t, _ in ts):
+            lines.append(row(LIBS[lib].label, *(fmt_r(t / p if t and p else None) for t, p in ts)))
+    return lines
+
+
 def table(times: Times, key: str, size: int) -> list[str]:
     """A workload at one size: every library's row, run or not (with the reason)."""
     w = WORKLOADS[key]
@@ -314,6 +337,7 @@ def write(data: dict[str, Any], pyperf_json: Path, md: Path) -> None:
         minutes=data["duration_s"] / 60,
         warning=(warning + "cells may have measured different engines.**\n") * (n_src > 1),
         targets="\n".join(row(i, t, v, yes[ok]) for i, t, v, ok in targets(data)),
+        headline="\n".join(headline(times)),
         libraries="\n".join(libraries),
         workloads="\n".join(workloads),
         pairs="\n".join(pairs),

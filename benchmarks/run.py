@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # take, the seconds of a probe's extra calls and of each side of a pair.
 MODES: dict[str, dict[str, float]] = {
     "quick": {"processes": 1, "values": 1, "budget": 0, "probe": 0.02, "pair": 0.2},
-    "fast": {"processes": 10, "values": 2, "budget": 8, "probe": 0.3, "pair": 1.5},
-    "normal": {"processes": 20, "values": 3, "budget": 20, "probe": 0.5, "pair": 3},
-    "rigorous": {"processes": 40, "values": 3, "budget": 60, "probe": 1, "pair": 8},
+    "fast": {"processes": 10, "values": 2, "budget": 5, "probe": 0.3, "pair": 1.5},
+    "normal": {"processes": 20, "values": 3, "budget": 12, "probe": 0.5, "pair": 3},
+    "rigorous": {"processes": 40, "values": 3, "budget": 40, "probe": 1, "pair": 8},
 }
 QUICK_MAX_OPS = 2_000  # --quick caps every capped library lower: no XLA compile of minutes
 TIMEOUT = 900  # s per process; sympy's setup at 1,000 terms takes ~3.5 min, XLA's minutes
