@@ -44,7 +44,7 @@ def main() -> None:
         # update
         opt.step()  # for p in model.parameters(): p.data += -0.05 * p.grad
         print(k, loss.data)
-    print("predictions:", [round(float(model(x)), 4) for x in xs])
+    print("predictions:", [round(model(x).data, 4) for x in xs])
     print("targets:    ", ys)
 
 

@@ -12,7 +12,18 @@ from tapegrad import math
 from tapegrad.checking import check_grads
 from tapegrad.engine import Value, Var
 from tapegrad.extend import primitive
-from tapegrad.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from tapegrad.transforms import (
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 from tapegrad.viz import draw_dot
 
 __all__ = [
@@ -24,8 +35,11 @@ __all__ = [
     "vjp",
     "jvp",
     "jacobian",
+    "jacrev",
+    "jacfwd",
     "hessian",
     "hvp",
+    "stop_gradient",
     "primitive",
     "check_grads",
     "draw_dot",

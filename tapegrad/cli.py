@@ -5,16 +5,20 @@ Subcommands:
 * ``demo``: micrograd's demo, an MLP trained on the two moons
   (see :mod:`tapegrad.demo`; ``tapegrad demo --help`` lists its options).
 
-A subcommand is one entry of ``_COMMANDS``: a name, a help line, a function
-that adds its options to its parser, and a function that runs it.
+``tapegrad --version`` prints the version; ``tapegrad --help`` lists the
+subcommands, one line each. A subcommand is one entry of ``_COMMANDS``: a
+name, a help line, a function that adds its options to its parser, and a
+function that runs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+import tapegrad
 from tapegrad import demo
 
 __all__ = ["main"]
@@ -35,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tapegrad",
         description="tapegrad: reverse-mode automatic differentiation on a tape.",
+        epilog="'tapegrad COMMAND --help' lists a command's options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, title="commands")
+    parser.add_argument("--version", action="version", version=f"tapegrad {tapegrad.__version__}")
+    # metavar: without it argparse prints the choices as "{demo}" above the list
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     for name, (help_text, configure, _) in _COMMANDS.items():
         configure(sub.add_parser(name, help=help_text, description=help_text))
     return parser
@@ -46,7 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m tapegrad`` and the ``tapegrad`` script; the exit status."""
     args = build_parser().parse_args(argv)
     _, _, handler = _COMMANDS[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        # `tapegrad demo | head` closed the pipe: stop quietly, as other
+        # command-line tools do, instead of printing a traceback; stdout goes
+        # to devnull so that Python's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,8 +14,13 @@ then the weights, so a seed gives the same run on every machine.
 Progress is a tqdm bar when tqdm is installed and the terminal is
 interactive; otherwise a plain bar on a terminal, or one line every tenth of
 the run when the output is a file or a CI log (no carriage-return spam).
-``--plot FILE.png`` draws the decision boundary and the loss curve with
-matplotlib.
+Each step line shows the loss and accuracy of the model as that step found
+it (the loss it differentiates); the last line evaluates the trained model,
+after the last update. ``--plot FILE.png`` draws the decision boundary and
+the loss curve with matplotlib.
+
+:func:`training_step` is one step (forward over all points, backward, SGD
+update), :func:`train` the loop around it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from tapegrad.datasets import make_moons
 from tapegrad.engine import Var
 from tapegrad.nn import MLP, SGD, accuracy, hinge_loss, l2_penalty, linear_decay
 
-__all__ = ["DemoResult", "train", "add_arguments", "run", "plot"]
+__all__ = ["DemoResult", "training_step", "evaluate", "train", "add_arguments", "run", "plot"]
 
 LAYERS = (16, 16, 1)  # micrograd's MLP(2, [16, 16, 1])
 ALPHA = 1e-4  # L2 strength of micrograd's demo
@@ -56,9 +61,11 @@ class DemoResult:
     X: list[list[float]]
     y: list[int]  # +1 / -1
     model: MLP
-    losses: list[float] = field(default_factory=list)  # before each step's update
+    # losses[k], accuracies[k]: the model as step k + 1 found it, before its update
+    losses: list[float] = field(default_factory=list)
     accuracies: list[float] = field(default_factory=list)
-    final_loss: float = math.nan  # after the last update
+    # the trained model, after the last step's update (one more forward pass)
+    final_loss: float = math.nan
     final_accuracy: float = math.nan
     seconds: float = 0.0
 
@@ -69,6 +76,27 @@ def _loss(model: MLP, X: Sequence[Sequence[float]], y: Sequence[int]) -> tuple[A
     data_loss = hinge_loss(scores, y)
     total = data_loss + l2_penalty(model.parameters(), ALPHA)
     return total, accuracy(scores, y)
+
+
+def training_step(
+    model: MLP, opt: SGD, X: Sequence[Sequence[float]], y: Sequence[int]
+) -> tuple[float, float]:
+    """One step of the demo: the loss over all points, its gradient, one SGD update.
+
+    Returns the loss and accuracy of the model as the step found it, before
+    the update (the loss whose gradient the update followed).
+    """
+    total, acc = _loss(model, X, y)
+    opt.zero_grad()
+    total.backward()
+    opt.step()
+    return total.data, acc
+
+
+def evaluate(model: MLP, X: Sequence[Sequence[float]], y: Sequence[int]) -> tuple[float, float]:
+    """The demo's loss and accuracy of ``model`` on ``X``, ``y``, without training."""
+    total, acc = _loss(model, X, y)
+    return total.data, acc
 
 
 def train(
@@ -92,16 +120,12 @@ def train(
     result = DemoResult(X, y, model)
     start = time.perf_counter()
     for k in range(steps):
-        total, acc = _loss(model, X, y)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        result.losses.append(total.data)
+        loss, acc = training_step(model, opt, X, y)
+        result.losses.append(loss)
         result.accuracies.append(acc)
         if callback is not None:
-            callback(k + 1, total.data, acc)
-    total, acc = _loss(model, X, y)
-    result.final_loss, result.final_accuracy = total.data, acc
+            callback(k + 1, loss, acc)
+    result.final_loss, result.final_accuracy = evaluate(model, X, y)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -359,9 +383,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     finally:
         progress.close()
     right = round(result.final_accuracy * len(result.y))
+    # The step lines show the loss each step differentiated, before its
+    # update; this line evaluates the model once more, after the last update.
     print(
-        f"final: loss {result.final_loss:.4f}, training accuracy {result.final_accuracy:.1%} "
-        f"({right}/{len(result.y)} points), {result.seconds:.1f} s",
+        f"trained model, after the last update: loss {result.final_loss:.4f}, "
+        f"training accuracy {result.final_accuracy:.1%} ({right}/{len(result.y)} points); "
+        f"{args.steps} steps in {result.seconds:.1f} s",
         file=out,
     )
     if args.plot is not None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tapegrad.engine import Var, _evaluate, apply, is_real
+from tapegrad._fastpaths import apply
+from tapegrad.handle import Handle, is_real
+from tapegrad.record import evaluate
 from tapegrad.rules import Rule
 
 __all__ = ["primitive"]
@@ -31,6 +33,10 @@ def primitive(
     """A new primitive: ``forward`` on floats, ``partials[i](*inputs, out)`` = d out / d input i.
 
     Returns a function of floats (giving a float) or Vars (giving a Var).
+    The rule is owned by the returned function: it lives as long as that
+    function and the tapes that use it (no registry of every primitive made).
+    Values and partials are checked when recorded: anything but a real
+    number or a Var raises ``TypeError`` naming the primitive.
     """
     if not callable(forward) or not all(callable(p) for p in partials):
         raise TypeError("primitive: forward and every partial must be callable")
@@ -44,11 +50,11 @@ def primitive(
         if len(args) != arity:
             raise TypeError(f"{label}: takes {arity} argument(s), got {len(args)}")
         for a in args:
-            if not (isinstance(a, Var) or is_real(a)):
+            if not (isinstance(a, Handle) or is_real(a)):
                 raise TypeError(f"{label}: needs real numbers or Vars, not {type(a).__name__}")
-        if any(isinstance(a, Var) for a in args):
+        if any(isinstance(a, Handle) for a in args):
             return apply(rule, args)
-        return _evaluate(rule, tuple(float(a) for a in args))
+        return evaluate(rule, tuple(float(a) for a in args))
 
     fn.__name__ = fn.__qualname__ = label
     fn.__doc__ = f"The custom primitive {label!r} (see tapegrad.primitive)."

@@ -480,7 +480,7 @@ def l2_penalty(params: Iterable[Var], alpha: float) -> Var:
 def accuracy(scores: Sequence[Scalar], labels: Sequence[float]) -> float:
     """Fraction of ``+-1`` labels whose sign the score gets right (score 0 is -1)."""
     n = _pairs("accuracy", scores, labels)
-    right = sum((float(y) > 0) == (float(s) > 0) for s, y in zip(scores, labels))
+    right = sum((float(y) > 0) == (s > 0) for s, y in zip(scores, labels))
     return right / n
 
 

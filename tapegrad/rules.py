@@ -11,11 +11,17 @@ Vocabulary (as in PyTorch's ``derivatives.yaml``):
 * ``forward``: the value, computed on Python floats with the ``math`` module;
 * ``partials``: one function per input, ``partial_i(x, [y,] out)``.
 
-The partials are written with operators and :mod:`tapegrad.math`, so they
-work on floats (first-order derivatives) and equally on Vars of an outer tape,
-which is what makes the backward pass itself differentiable and lets
-transforms nest to any order. A partial never sees a constant input: the
-engine skips the partial of an input that is not being differentiated.
+The partials are written with operators and the functions defined at the end
+of this module (``cos``, ``sqrt``, ``step`` ...), which apply a row of this very
+table: on floats they compute a float, on Vars of an outer tape they record
+on that tape. So the backward pass is itself differentiable and transforms
+nest to any order. A partial never branches on the *value* of an input: a
+value-dependent choice (the slope of ``relu``, the edge of ``sqrt``'s domain)
+is a primitive of its own (``step``, ``edge_div``), so a recorded program
+(:mod:`tapegrad.programs`) replays the choice for new inputs instead of
+freezing the one made while tracing. A partial may branch on an input that is
+a plain float (a constant, such as the exponent of ``x ** 2.0``), since that
+cannot change. The engine skips the partial of an input that is a constant.
 
 Choices at kinks and edges, documented in ``docs/rules.md``:
 
@@ -25,12 +31,19 @@ Choices at kinks and edges, documented in ``docs/rules.md``:
 * a derivative that is infinite at the edge of a domain (``sqrt`` at 0,
   ``asin``/``acos`` at +-1, ``x ** 0.5`` at 0) is ``inf`` rather than an error:
   the forward value is valid there, so the forward pass must not fail;
-* ``d (x ** y) / dy`` is 0 at ``x == 0`` (as JAX) and NaN for ``x < 0``.
+* ``d (x ** y) / dx`` is 0 where the exponent is 0 (even where ``x ** -1``
+  overflows), and ``d (x ** y) / dy`` is 0 at ``x == 0`` (as JAX), NaN for
+  ``x < 0``;
+* piecewise-constant primitives (``floor``, ``ceil``, ``trunc``, ``round``,
+  ``//``) have derivative 0; ``d (x % y) / dy = -(x // y)``.
 
 Errors mirror Python's ``math`` module: ``forward`` raises ``ValueError``
 outside the domain, ``ZeroDivisionError`` for a zero divisor and
 ``OverflowError`` where ``math`` does; the engine adds the primitive's name to
 the message.
+
+This module imports nothing from tapegrad: the functions at the end reach the
+engine through the Var they are given (its ``_record`` method).
 """
 
 from __future__ import annotations
@@ -40,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tapegrad import math as tm
+__all__ = ["Rule", "RULES", "call"]
 
 # Partials receive floats or Vars; they are generic on purpose (see above).
 Partial = Callable[..., Any]
@@ -50,8 +63,8 @@ Partial = Callable[..., Any]
 class Rule:
     """One primitive: its name, how it is drawn, its float forward, its partials.
 
-    Rules compare and hash by identity (``eq=False``): the engine looks them up
-    per recorded op when it packs a tape, and a field-wise hash is 10x slower.
+    Rules compare and hash by identity (``eq=False``): a tape stores the rule
+    object itself for every entry, and a field-wise hash is 10x slower.
     """
 
     name: str
@@ -65,18 +78,54 @@ class Rule:
         return len(self.partials)
 
 
+def call(rule: Rule, *args: Any) -> Any:
+    """``rule`` at ``args``: its float forward, or recorded if an argument is a Var.
+
+    Arguments are floats or Vars (the engine converts other numbers first). A
+    Var records the op on its tape through its ``_record`` method.
+    """
+    for a in args:
+        if a.__class__ is not float:
+            return a._record(rule, args)
+    return rule.forward(*args)
+
+
 # ---------------------------------------------------------------------------
-# Helpers for the forward functions (floats only) and for the partials.
+# Forward functions with edge handling (floats only).
 # ---------------------------------------------------------------------------
 
 
 def _float_pow(x: float, y: float) -> float:
-    """``x ** y`` on floats with ``math``-style errors instead of complex results."""
+    """``x ** y`` on floats with ``math``-style errors instead of complex results.
+
+    ``x ** 2`` is ``x * x``: the fast path of ``Var.__pow__`` computes the
+    square that way, and a recorded program replays it that way.
+    """
+    if y == 2.0:
+        return x * x
     if x == 0.0 and y < 0.0:
         raise ZeroDivisionError("0.0 cannot be raised to a negative power")
     if x < 0.0 and math.isfinite(x) and math.isfinite(y) and not float(y).is_integer():
         raise ValueError(f"negative base {x!r} to the non-integer power {y!r}")
     return math.pow(x, y)  # as float ** for finite operands; inf and NaN as math does
+
+
+def _exp2(x: float) -> float:
+    """``2 ** x`` (``math.exp2`` from Python 3.11 on)."""
+    return math.pow(2.0, x)
+
+
+def _cbrt(x: float) -> float:
+    """The real cube root (``math.cbrt`` from Python 3.11 on): pow, one Newton step."""
+    if x == 0.0 or not math.isfinite(x):
+        return x
+    y = math.copysign(math.pow(abs(x), 1.0 / 3.0), x)
+    return y - (y * y * y - x) / (3.0 * y * y)
+
+
+# Python 3.10 has neither; 3.11's are correctly rounded where ours may be 1 ulp off.
+_EXP2: Callable[[float], float] = getattr(math, "exp2", _exp2)
+_CBRT: Callable[[float], float] = getattr(math, "cbrt", _cbrt)
 
 
 def _sigmoid(x: float) -> float:
@@ -106,50 +155,104 @@ def _maximum(x: float, y: float) -> float:
     return x + y if x != x or y != y else max(x, y)
 
 
-def _sign(x: Any) -> float:
-    """Sign of a value as a float constant, with sign(0) = 0."""
-    v = float(x)
-    return 1.0 if v > 0.0 else -1.0 if v < 0.0 else 0.0
+def _round(x: float, ndigits: float) -> float:
+    """Python's ``round(x, ndigits)`` as a float (half to even)."""
+    return float(round(x, int(ndigits)))
 
 
-def _edge_div(num: Any, den: Any) -> Any:
-    """``num / den`` that gives IEEE ``inf``/``nan`` for a zero ``den``.
+def _step(x: float) -> float:
+    """relu's slope: 1 for x > 0, else 0 (NaN included)."""
+    return 1.0 if x > 0.0 else 0.0
 
-    Python raises on ``x / 0.0``; at the edge of a domain a derivative is
-    infinite, and that is a value, not an error.
+
+def _sign(x: float) -> float:
+    """abs's slope: the sign of x, with sign(0) = 0 (and sign(NaN) = 0)."""
+    return 1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0
+
+
+def _edge_div(num: float, den: float) -> float:
+    """``num / den``, but IEEE ``inf``/``nan`` for a zero ``den`` instead of an error.
+
+    At the edge of a domain a derivative is infinite, and that is a value.
     """
-    d = float(den)
-    if d != 0.0:
+    if den != 0.0:
         return num / den
-    n = float(num)
-    if n == 0.0 or math.isnan(n):
+    if num == 0.0 or num != num:
         return math.nan
-    return math.copysign(math.inf, n) * math.copysign(1.0, d)
+    return math.copysign(math.inf, num) * math.copysign(1.0, den)
+
+
+def _div0(num: float, den: float) -> float:
+    """``num / den``, 0 for a zero ``den`` (the slope of hypot at the origin)."""
+    return num / den if den != 0.0 else 0.0
+
+
+def _safe_log(x: float) -> float:
+    """``log(x)`` for x > 0; 0 at 0 (where it multiplies ``0 ** y = 0``); NaN below."""
+    if x > 0.0:
+        return math.log(x)
+    return 0.0 if x == 0.0 else math.nan
+
+
+def _scaled_pow(c: float, x: float, p: float) -> float:
+    """``c * x ** p``, the slope of a power, with ``0 * anything = 0``.
+
+    Every derivative of ``x ** y`` in ``x`` is of this form
+    (``d/dx c x**p = (c p) x**(p-1)``); a zero factor ``c`` makes it 0 even
+    where ``x ** p`` overflows (``x ** -1`` at a subnormal ``x``), so the third
+    derivative of ``x ** 2.0`` is 0 everywhere.
+    """
+    if c == 0.0:
+        return 0.0
+    if p == 0.0:
+        return c
+    if p == 1.0:
+        return c * x
+    if x == 0.0:
+        return c * 0.0 if p > 0.0 else c * math.inf
+    try:
+        return c * math.pow(x, p)
+    except OverflowError:  # the slope is finite in theory, inf in floats
+        negative = x < 0.0 and p % 2.0 == 1.0
+        return math.copysign(math.inf, -c if negative else c)
+    except ValueError:  # a negative base to a fractional power: no real slope
+        return math.nan
+
+
+def _min_dx(x: float, y: float) -> float:
+    """d min(x, y) / dx: 1, 0.5 on a tie, else 0."""
+    return 1.0 if x < y else 0.5 if x == y else 0.0
+
+
+def _max_dx(x: float, y: float) -> float:
+    """d max(x, y) / dx: 1, 0.5 on a tie, else 0."""
+    return 1.0 if x > y else 0.5 if x == y else 0.0
+
+
+# ---------------------------------------------------------------------------
+# Partials that need a few lines (generic: floats or Vars).
+# ---------------------------------------------------------------------------
+
+
+def _zero(*args: Any) -> float:
+    """The slope of a piecewise-constant primitive."""
+    return 0.0
 
 
 def _pow_dx(x: Any, y: Any, out: Any) -> Any:
-    """``d (x ** y) / dx = y * x ** (y - 1)``, with the limits at ``x == 0``."""
-    if float(x) == 0.0:
-        yv = float(y)
-        if yv == 0.0:
+    """``d (x ** y) / dx = y * x ** (y - 1)``, via ``scaled_pow`` for the edges.
+
+    A constant exponent (a float) gives the common cases their plain form:
+    the fast path of ``x ** 2`` records ``2.0 * x``, and so does this.
+    """
+    if y.__class__ is float:
+        if y == 0.0:
             return 0.0
-        if yv < 1.0:
-            return math.inf
-        if yv == 1.0:
-            return 1.0 + 0.0 * y  # keeps y's type for nested transforms
-    try:
-        return y * x ** (y - 1.0)
-    except OverflowError:  # the value is finite but its slope is not: +-inf
-        slope = float(y) * (1.0 if float(x) > 0.0 or float(y - 1.0) % 2 == 0 else -1.0)
-        return math.copysign(math.inf, slope)
-
-
-def _pow_dy(x: Any, y: Any, out: Any) -> Any:
-    """``d (x ** y) / dy = out * log(x)``; 0 at ``x == 0``, NaN for ``x < 0``."""
-    xv = float(x)
-    if xv > 0.0:
-        return out * tm.log(x)
-    return 0.0 if xv == 0.0 else math.nan
+        if y == 1.0:
+            return 1.0
+        if y == 2.0:
+            return 2.0 * x
+    return scaled_pow(y, x, y - 1.0)
 
 
 def _atan2_partial(num: Any, x: Any, y: Any) -> Any:
@@ -158,26 +261,13 @@ def _atan2_partial(num: Any, x: Any, y: Any) -> Any:
     Squaring under- or overflows at extreme scales (1e-200, 1e200) where the
     partials themselves are finite; hypot does not. NaN at (0, 0).
     """
-    h = tm.hypot(x, y)
-    return _edge_div(_edge_div(num, h), h)
-
-
-def _min_dx(x: Any, y: Any, out: Any) -> float:
-    xv, yv = float(x), float(y)
-    return 1.0 if xv < yv else 0.5 if xv == yv else 0.0
-
-
-def _max_dx(x: Any, y: Any, out: Any) -> float:
-    xv, yv = float(x), float(y)
-    return 1.0 if xv > yv else 0.5 if xv == yv else 0.0
-
-
-def _swap(partial: Callable[[Any, Any, Any], Any]) -> Partial:
-    """The partial w.r.t. ``y`` of a symmetric binary primitive."""
-    return lambda x, y, out: partial(y, x, out)
+    h = hypot(x, y)
+    return edge_div(edge_div(num, h), h)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
 
 # ---------------------------------------------------------------------------
 # The table. One row per primitive:
@@ -185,37 +275,99 @@ _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 # ---------------------------------------------------------------------------
 # fmt: off
 RULES: dict[str, Rule] = {r.name: r for r in [
+    # Arithmetic, as Python's float operators.
     Rule("add",     "+",     lambda x, y: x + y,   (lambda x, y, out: 1.0,         lambda x, y, out: 1.0)),
     Rule("sub",     "-",     lambda x, y: x - y,   (lambda x, y, out: 1.0,         lambda x, y, out: -1.0)),
     Rule("mul",     "*",     lambda x, y: x * y,   (lambda x, y, out: y,           lambda x, y, out: x)),
     Rule("div",     "/",     lambda x, y: x / y,   (lambda x, y, out: 1.0 / y,     lambda x, y, out: -out / y)),
-    Rule("pow",     "**",    _float_pow,           (_pow_dx,                       _pow_dy)),
+    Rule("pow",     "**",    _float_pow,           (_pow_dx,                       lambda x, y, out: out * safe_log(x))),
     Rule("neg",     "neg",   lambda x: -x,         (lambda x, out: -1.0,)),
-    Rule("abs",     "abs",   abs,                  (lambda x, out: _sign(x),)),
-    Rule("relu",    "relu",  _relu,                (lambda x, out: 1.0 if float(x) > 0.0 else 0.0,)),
+    Rule("floordiv", "//",   lambda x, y: x // y,  (_zero,                         _zero)),
+    Rule("mod",     "%",     lambda x, y: x % y,   (lambda x, y, out: 1.0,         lambda x, y, out: -(x // y))),
+    # Functions of math (and the activations).
+    Rule("abs",     "abs",   abs,                  (lambda x, out: sign(x),)),
+    Rule("relu",    "relu",  _relu,                (lambda x, out: step(x),)),
     Rule("tanh",    "tanh",  math.tanh,            (lambda x, out: 1.0 - out * out,)),
     Rule("exp",     "exp",   math.exp,             (lambda x, out: out,)),
-    Rule("log",     "log",   math.log,             (lambda x, out: 1.0 / x,)),
-    Rule("sigmoid", "sigmoid", _sigmoid,           (lambda x, out: out * (1.0 - out),)),
-    Rule("sin",     "sin",   math.sin,             (lambda x, out: tm.cos(x),)),
-    Rule("cos",     "cos",   math.cos,             (lambda x, out: -tm.sin(x),)),
-    Rule("tan",     "tan",   math.tan,             (lambda x, out: 1.0 + out * out,)),
-    Rule("sqrt",    "sqrt",  math.sqrt,            (lambda x, out: _edge_div(0.5, out),)),
-    Rule("log1p",   "log1p", math.log1p,           (lambda x, out: 1.0 / (1.0 + x),)),
+    Rule("exp2",    "exp2",  _EXP2,            (lambda x, out: out * _LN2,)),
     Rule("expm1",   "expm1", math.expm1,           (lambda x, out: out + 1.0,)),
-    Rule("sinh",    "sinh",  math.sinh,            (lambda x, out: tm.cosh(x),)),
-    Rule("cosh",    "cosh",  math.cosh,            (lambda x, out: tm.sinh(x),)),
-    Rule("asin",    "asin",  math.asin,            (lambda x, out: _edge_div(1.0, tm.sqrt(1.0 - x * x)),)),
-    Rule("acos",    "acos",  math.acos,            (lambda x, out: _edge_div(-1.0, tm.sqrt(1.0 - x * x)),)),
+    Rule("log",     "log",   math.log,             (lambda x, out: 1.0 / x,)),
+    Rule("log2",    "log2",  math.log2,            (lambda x, out: 1.0 / (x * _LN2),)),
+    Rule("log10",   "log10", math.log10,           (lambda x, out: 1.0 / (x * _LN10),)),
+    Rule("log1p",   "log1p", math.log1p,           (lambda x, out: 1.0 / (1.0 + x),)),
+    Rule("sigmoid", "sigmoid", _sigmoid,           (lambda x, out: out * (1.0 - out),)),
+    Rule("softplus", "softplus", _softplus,        (lambda x, out: sigmoid(x),)),
+    Rule("sqrt",    "sqrt",  math.sqrt,            (lambda x, out: edge_div(0.5, out),)),
+    Rule("cbrt",    "cbrt",  _CBRT,            (lambda x, out: edge_div(1.0, 3.0 * out * out),)),
+    Rule("sin",     "sin",   math.sin,             (lambda x, out: cos(x),)),
+    Rule("cos",     "cos",   math.cos,             (lambda x, out: -sin(x),)),
+    Rule("tan",     "tan",   math.tan,             (lambda x, out: 1.0 + out * out,)),
+    Rule("asin",    "asin",  math.asin,            (lambda x, out: edge_div(1.0, sqrt((1.0 - x) * (1.0 + x))),)),
+    Rule("acos",    "acos",  math.acos,            (lambda x, out: edge_div(-1.0, sqrt((1.0 - x) * (1.0 + x))),)),
     Rule("atan",    "atan",  math.atan,            (lambda x, out: 1.0 / (1.0 + x * x),)),
-    Rule("softplus", "softplus", _softplus,        (lambda x, out: tm.sigmoid(x),)),
-    Rule("erf",     "erf",   math.erf,             (lambda x, out: _TWO_OVER_SQRT_PI * tm.exp(-x * x),)),
+    Rule("sinh",    "sinh",  math.sinh,            (lambda x, out: cosh(x),)),
+    Rule("cosh",    "cosh",  math.cosh,            (lambda x, out: sinh(x),)),
+    Rule("asinh",   "asinh", math.asinh,           (lambda x, out: 1.0 / hypot(x, 1.0),)),
+    Rule("acosh",   "acosh", math.acosh,           (lambda x, out: edge_div(1.0, sqrt(x - 1.0) * sqrt(x + 1.0)),)),
+    Rule("atanh",   "atanh", math.atanh,           (lambda x, out: 1.0 / ((1.0 - x) * (1.0 + x)),)),
+    Rule("erf",     "erf",   math.erf,             (lambda x, out: _TWO_OVER_SQRT_PI * exp(-x * x),)),
+    Rule("floor",   "floor", lambda x: float(math.floor(x)), (_zero,)),
+    Rule("ceil",    "ceil",  lambda x: float(math.ceil(x)),  (_zero,)),
+    Rule("trunc",   "trunc", lambda x: float(math.trunc(x)), (_zero,)),
+    Rule("round",   "round", _round,               (_zero,                         _zero)),
     # atan2(y, x) is called with y first, like math.atan2: here "x" is the first input.
     Rule("atan2",   "atan2", math.atan2,           (lambda x, y, out: _atan2_partial(y, x, y),
                                                     lambda x, y, out: _atan2_partial(-x, x, y))),
-    Rule("minimum", "min",   _minimum,             (_min_dx,                       _swap(_min_dx))),
-    Rule("maximum", "max",   _maximum,             (_max_dx,                       _swap(_max_dx))),
-    Rule("hypot",   "hypot", math.hypot,           (lambda x, y, out: x / out if float(out) else 0.0,
-                                                    lambda x, y, out: y / out if float(out) else 0.0)),
+    Rule("hypot",   "hypot", math.hypot,           (lambda x, y, out: div0(x, out),  lambda x, y, out: div0(y, out))),
+    Rule("minimum", "min",   _minimum,             (lambda x, y, out: min_dx(x, y),  lambda x, y, out: min_dx(y, x))),
+    Rule("maximum", "max",   _maximum,             (lambda x, y, out: max_dx(x, y),  lambda x, y, out: max_dx(y, x))),
+    Rule("copysign", "copysign", math.copysign,    (lambda x, y, out: sign(x) * copysign(1.0, y), _zero)),
+    # fmod(x, y) = x - n y with n the integer quotient truncated: (x - out) / y, rounded.
+    Rule("fmod",    "fmod",  math.fmod,            (lambda x, y, out: 1.0,         lambda x, y, out: -round_((x - out) / y, 0.0))),
+    # The vocabulary of the partials above: value-dependent choices as primitives.
+    Rule("step",    "step",  _step,                (_zero,)),
+    Rule("sign",    "sign",  _sign,                (_zero,)),
+    Rule("min_dx",  "min'",  _min_dx,              (_zero,                         _zero)),
+    Rule("max_dx",  "max'",  _max_dx,              (_zero,                         _zero)),
+    Rule("edge_div", "/",    _edge_div,            (lambda x, y, out: edge_div(1.0, y), lambda x, y, out: -edge_div(out, y))),
+    Rule("div0",    "/",     _div0,                (lambda x, y, out: div0(1.0, y),  lambda x, y, out: -div0(out, y))),
+    Rule("safe_log", "log",  _safe_log,            (lambda x, out: edge_div(1.0, x),)),
+    # scaled_pow(c, x, p) = c * x ** p: three inputs c, x, p.
+    Rule("scaled_pow", "c*x**p", _scaled_pow,      (lambda c, x, p, out: scaled_pow(1.0, x, p),
+                                                    lambda c, x, p, out: scaled_pow(c * p, x, p - 1.0),
+                                                    lambda c, x, p, out: out * safe_log(x))),
 ]}
 # fmt: on
+
+
+def _apply_rule(name: str) -> Callable[..., Any]:
+    """The function that applies ``RULES[name]`` to floats or Vars (see :func:`call`)."""
+    rule = RULES[name]
+
+    def fn(*args: Any) -> Any:
+        return call(rule, *args)
+
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+# The vocabulary the partials above are written in (bound at call time, so the
+# table may use them before this point).
+cos: Partial = _apply_rule("cos")
+sin: Partial = _apply_rule("sin")
+cosh: Partial = _apply_rule("cosh")
+sinh: Partial = _apply_rule("sinh")
+exp: Partial = _apply_rule("exp")
+sqrt: Partial = _apply_rule("sqrt")
+sigmoid: Partial = _apply_rule("sigmoid")
+hypot: Partial = _apply_rule("hypot")
+copysign: Partial = _apply_rule("copysign")
+round_: Partial = _apply_rule("round")
+step: Partial = _apply_rule("step")
+sign: Partial = _apply_rule("sign")
+min_dx: Partial = _apply_rule("min_dx")
+max_dx: Partial = _apply_rule("max_dx")
+edge_div: Partial = _apply_rule("edge_div")
+div0: Partial = _apply_rule("div0")
+safe_log: Partial = _apply_rule("safe_log")
+scaled_pow: Partial = _apply_rule("scaled_pow")

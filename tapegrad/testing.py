@@ -51,7 +51,7 @@ from hypothesis.strategies import DrawFn, SearchStrategy
 from tapegrad import math as tm
 from tapegrad.checking import DEFAULT_EPS, check_grads
 from tapegrad.engine import Var
-from tapegrad.rules import RULES
+from tapegrad.rules import RULES, call
 
 __all__ = [
     "OpSpec",
@@ -179,6 +179,23 @@ def _apart(x: float, y: float) -> float:
     return abs(x - y) / 2 - _KINK * max(1.0, abs(x), abs(y))
 
 
+def _round(x: Any) -> Any:
+    """``round(x)``: a Var for a Var, a float (not Python's int) for a float."""
+    return round(x) if isinstance(x, Var) else float(round(x))
+
+
+def _off_integers(t: float, scale: float = 1.0) -> float:
+    """Distance of ``t`` to the nearest integer, in units of ``scale``, less the kink margin."""
+    return abs(t - round(t)) * scale - _KINK * max(1.0, abs(t) * scale)
+
+
+def _quotient_kinks(x: float, y: float) -> float:
+    """Away from a zero divisor and from the jumps of x // y, x % y, fmod at integral x / y."""
+    if abs(y) <= _EDGE:
+        return abs(y) - _EDGE
+    return min(abs(y) - _EDGE, _off_integers(x / y, abs(y)))
+
+
 def _const_pow(x: float, c: float) -> float:
     """x ** c for a constant exponent c: negative bases only for integer c.
 
@@ -203,10 +220,14 @@ def _builtin(
     styles: tuple[str, ...] = ("fn", "method"),
     operator: str = "",
     fn: Callable[..., Any] | None = None,
+    forward: Callable[..., float] | None = None,
 ) -> OpSpec:
     rule = RULES[name]
-    call = fn if fn is not None else getattr(tm, name)
-    return OpSpec(name, rule.arity, call, domain, tuple(ranges), styles, operator, rule.forward)
+    if fn is None:  # tapegrad.math's function, or (for the rules' own vocabulary) the rule
+        fn = getattr(tm, name, None) or (lambda *args: call(rule, *args))
+    return OpSpec(
+        name, len(ranges), fn, domain, tuple(ranges), styles, operator, forward or rule.forward
+    )
 
 
 # How far each primitive's arguments are from trouble (see Domain). Used both
@@ -242,6 +263,32 @@ BUILTIN_OPS: dict[str, OpSpec] = {s.name: s for s in [
     _builtin("minimum",  [_R, _R], _apart),
     _builtin("maximum",  [_R, _R], _apart),
     _builtin("hypot",    [_R, _R], lambda x, y: math.hypot(x, y) - _EDGE),
+    _builtin("floordiv", [_R, _R], _quotient_kinks, ("op",), "//", lambda x, y: x // y),
+    _builtin("mod",      [_R, _R], _quotient_kinks, ("op",), "%", lambda x, y: x % y),
+    _builtin("fmod",     [_R, _R], _quotient_kinks, ("fn",)),
+    _builtin("exp2",     [(-10.0, 10.0)], styles=("fn",)),
+    _builtin("log2",     [_POS], lambda x: x - _EDGE, ("fn",)),
+    _builtin("log10",    [_POS], lambda x: x - _EDGE, ("fn",)),
+    _builtin("cbrt",     [(-8.0, 8.0)], lambda x: abs(x) - _EDGE, ("fn",)),
+    _builtin("asinh",    [(-10.0, 10.0)], styles=("fn",)),
+    _builtin("acosh",    [(1.05, 20.0)], lambda x: x - 1.0 - _EDGE, ("fn",)),
+    _builtin("atanh",    [(-0.95, 0.95)], lambda x: 1.0 - abs(x) - _EDGE, ("fn",)),
+    _builtin("copysign", [_R, _R], lambda x, y: min(abs(x), abs(y)) - _KINK, ("fn",)),
+    _builtin("floor",    [_R], _off_integers, ("fn",)),
+    _builtin("ceil",     [_R], _off_integers, ("fn",)),
+    _builtin("trunc",    [_R], _off_integers, ("fn",)),
+    # round(x, ndigits): ndigits is a static int, so the program calls round(x) (ndigits 0).
+    _builtin("round",    [_R], lambda x: _off_integers(x + 0.5), ("fn",), fn=_round,
+             forward=lambda x: float(round(x))),
+    # The vocabulary of the partials (tapegrad.rules): primitives too, checked alike.
+    _builtin("step",     [_R], lambda x: abs(x) - _KINK, ("fn",)),
+    _builtin("sign",     [_R], lambda x: abs(x) - _KINK, ("fn",)),
+    _builtin("min_dx",   [_R, _R], _apart, ("fn",)),
+    _builtin("max_dx",   [_R, _R], _apart, ("fn",)),
+    _builtin("edge_div", [_R, _R], lambda x, y: abs(y) - _EDGE, ("fn",)),
+    _builtin("div0",     [_R, _R], lambda x, y: abs(y) - _EDGE, ("fn",)),
+    _builtin("safe_log", [_POS], lambda x: x - _EDGE, ("fn",)),
+    _builtin("scaled_pow", [_R, _POS, _R], lambda c, x, p: x - _EDGE, ("fn",)),
 ]}
 # fmt: on
 

@@ -1,12 +1,12 @@
-"""Function transforms: ``vjp`` (the core), ``grad``, ``value_and_grad``, ``jacobian``,
-``hessian``, ``jvp`` and ``hvp``.
+"""Function transforms: ``vjp`` (the core), ``grad``, ``value_and_grad``, ``jacobian``
+(``jacrev``), ``jacfwd``, ``hessian``, ``jvp``, ``hvp``, and ``stop_gradient``.
 
 Every transform traces ``f`` once on a fresh tape one level above the current
-ones (:func:`_trace`), with its arguments replaced by Vars of that tape, and
-then sweeps that tape: in reverse for ``vjp`` (and so ``grad``,
-``value_and_grad``, ``jacobian``), forward with tangents for ``jvp``.
-``hessian`` is ``jacobian(grad(f))`` and ``hvp`` is forward-over-reverse,
-``jvp(grad(f))``.
+ones (:func:`_trace`), with its differentiated arguments replaced by Vars of
+that tape, and then sweeps that tape: in reverse for ``vjp`` (and so
+``grad``, ``value_and_grad``, ``jacobian``), forward with tangents for
+``jvp`` and ``jacfwd``. ``hessian`` is ``jacobian(grad(f))`` and ``hvp`` is
+forward-over-reverse, ``jvp(grad(f))``.
 
 Because the partials on a level-``n`` tape are values of level ``n - 1``, the
 sweeps themselves record on the outer tape, so transforms nest to any order;
@@ -17,6 +17,17 @@ Results mirror the input structure (see :mod:`tapegrad.pytree`). Inside an
 outer transform the results are Vars of the outer tape, so that the outer
 transform can differentiate them; at top level they are floats.
 
+Conventions shared by every transform (docs/transforms.md has the details):
+
+* ``f`` must be callable when the transform is made (``TypeError`` at once);
+  the returned function keeps ``f``'s name, docstring and, for type checkers,
+  its parameter types (``ParamSpec``).
+* Keyword arguments of the returned function go to ``f`` undifferentiated.
+* ``argnums`` is an int (anything ``operator.index`` accepts, not a bool) or
+  a tuple or list of them; negative values count from the end, and a
+  repeated position gets its gradient at each place it is named, as in JAX.
+* Errors name the transform the user called.
+
 >>> import tapegrad as tg
 >>> tg.grad(lambda x: x**3)(2.0)
 12.0
@@ -26,9 +37,11 @@ transform can differentiate them; at top level they are floats.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, SupportsIndex, TypeVar, overload
 
 from tapegrad.engine import (
     INPUT,
@@ -40,11 +53,99 @@ from tapegrad.engine import (
     sweep_forward,
     sweep_objects,
 )
-from tapegrad.pytree import TreeDef, flatten, unflatten
+from tapegrad.pytree import (
+    TreeDef,
+    describe,
+    flatten,
+    map_vars,
+    structure_difference,
+    tree_map,
+    unflatten,
+)
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp"]
+__all__ = [
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "jacobian",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+    "hvp",
+    "stop_gradient",
+]
 
-Argnums = int | Sequence[int]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Argnums = SupportsIndex | Sequence[SupportsIndex]
+
+
+# ---------------------------------------------------------------------------
+# Checking what the user passed
+# ---------------------------------------------------------------------------
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _check_callable(f: object, name: str) -> None:
+    """Raise at transform time, not at the first call, as JAX does."""
+    if not callable(f):
+        raise TypeError(f"{name}: f must be callable, got {type(f).__name__} {f!r}")
+
+
+@dataclass(frozen=True)
+class _Argnums:
+    """``argnums`` as checked when the transform is made."""
+
+    nums: tuple[int, ...]  # as given: may be negative or repeated
+    single: bool  # an int was given: return one result, not a tuple
+
+
+def _parse_argnums(argnums: object, name: str) -> _Argnums:
+    if isinstance(argnums, (tuple, list)):
+        if not argnums:
+            raise ValueError(f"{name}: argnums must name at least one argument, got {argnums!r}")
+        return _Argnums(tuple(_position(a, name) for a in argnums), single=False)
+    return _Argnums((_position(argnums, name),), single=True)
+
+
+def _position(a: object, name: str) -> int:
+    # operator.index accepts int, numpy ints and anything with __index__; a
+    # bool also has __index__, but argnums=True is surely a mistake.
+    if not isinstance(a, bool):
+        try:
+            return operator.index(a)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise TypeError(
+        f"{name}: argnums must be an int or a tuple of ints (positions of f's positional "
+        f"arguments), got {type(a).__name__} {a!r}"
+    )
+
+
+def _resolve(argnums: _Argnums, nargs: int, name: str) -> tuple[int, ...]:
+    """The positions named by ``argnums`` in a call with ``nargs`` positional arguments."""
+    for a in argnums.nums:
+        if not -nargs <= a < nargs:
+            raise ValueError(
+                f"{name}: argnums {a} is out of range for a call with "
+                f"{_plural(nargs, 'positional argument')}"
+            )
+    return tuple(a % nargs for a in argnums.nums)
+
+
+def _wraps(f: Callable[P, Any], impl: Callable[..., R]) -> Callable[P, R]:
+    """``impl`` with ``f``'s name and docstring, typed as taking ``f``'s parameters."""
+    return functools.wraps(f)(impl)
+
+
+# ---------------------------------------------------------------------------
+# Tracing and sweeping
+# ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -52,32 +153,19 @@ class _Trace:
     """What one call of ``f`` recorded: the tape, where the inputs and outputs are."""
 
     tape: Tape
-    in_trees: list[TreeDef]  # one per differentiated argument
-    in_index: list[list[int]]  # tape indices of each argument's scalars
+    positions: tuple[int, ...]  # the distinct differentiated argument positions
+    in_trees: list[TreeDef]  # one per position
+    in_index: list[list[int]]  # tape indices of each position's scalars
     out: Any  # f's result with the tape's Vars replaced by their values
     out_tree: TreeDef
     out_index: list[int]  # tape index of each output scalar (0: not on the tape)
     aux: Any = None
 
 
-def _normalize_argnums(argnums: Argnums, nargs: int, name: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    if not nums:
-        raise ValueError(f"{name}: argnums must name at least one argument")
-    for a in nums:
-        if not isinstance(a, int) or isinstance(a, bool):
-            raise TypeError(f"{name}: argnums must be ints, got {a!r}")
-        if not -nargs <= a < nargs:
-            raise ValueError(
-                f"{name}: argnums {a} is out of range for a call with {nargs} positional argument"
-                + ("" if nargs == 1 else "s")
-            )
-    return tuple(a % nargs for a in nums)
-
-
 def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
     """Vars of ``tape`` standing for input scalars (entries without inputs)."""
-    values = [x if isinstance(x, Var) else float(x) for x in leaves]
+    # A float, or (inside an outer transform) an outer Var: Any on purpose.
+    values: list[Any] = [x if isinstance(x, Var) else float(x) for x in leaves]
     first = len(tape)
     tape.push_markers(INPUT, values)
     wrapped: list[Var] = []
@@ -100,43 +188,52 @@ def _unwrap(tape: Tape, x: Any) -> Any:
     return float(x)
 
 
-def _unwrap_aux(tape: Tape, aux: Any) -> Any:
-    """``aux`` with this tape's Vars replaced by their values; anything else kept."""
-    if isinstance(aux, Var):
-        return aux.data if aux._tape is tape else aux
-    if isinstance(aux, (list, tuple)):
-        items = [_unwrap_aux(tape, x) for x in aux]
-        if isinstance(aux, list):
-            return items
-        return type(aux)(*items) if hasattr(aux, "_fields") else tuple(items)  # namedtuples
-    if isinstance(aux, dict):
-        return {k: _unwrap_aux(tape, x) for k, x in aux.items()}
-    return aux
-
-
 def _trace(
-    f: Callable[..., Any], args: tuple[Any, ...], argnums: tuple[int, ...], name: str, has_aux: bool
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    positions: tuple[int, ...],
+    name: str,
+    has_aux: bool,
 ) -> _Trace:
-    """Call ``f(*args)`` on a new tape with ``args[argnums]`` as its input Vars."""
-    in_flat = [flatten(args[a], f"{name}: argument {a}") for a in argnums]
+    """Call ``f(*args, **kwargs)`` on a new tape with ``args[positions]`` as its input Vars.
+
+    Each distinct position is wrapped once, so a position named twice in
+    ``argnums`` is one input whose gradient is reported twice.
+    """
+    positions = tuple(dict.fromkeys(positions))
+    in_flat = [flatten(args[p], f"{name}: argument {p}") for p in positions]
     tape, token = push_tape()
     try:
         new_args = list(args)
         in_index: list[list[int]] = []
-        for a, (leaves, tree) in zip(argnums, in_flat):
+        for p, (leaves, tree) in zip(positions, in_flat):
             wrapped = _wrap(tape, leaves)
             in_index.append([v._index for v in wrapped])
-            new_args[a] = unflatten(tree, wrapped)
-        result = f(*new_args)
+            new_args[p] = unflatten(tree, wrapped)
+        result = f(*new_args, **kwargs)
     finally:
         pop_tape(tape, token)
     aux = None
     if has_aux:
         if not (isinstance(result, tuple) and len(result) == 2):
-            raise TypeError(f"{name}: with has_aux=True, f must return a pair (output, aux)")
+            raise TypeError(
+                f"{name}: with has_aux=True, f must return a pair (output, aux), "
+                f"got {type(result).__name__}"
+                + (f" of length {len(result)}" if isinstance(result, tuple) else "")
+            )
         result, aux = result
-        aux = _unwrap_aux(tape, aux)
-    out_leaves, out_tree = flatten(result, f"{name}: output of f")
+
+        def outside(v: Var) -> Any:
+            return v.data if v._tape is tape else v
+
+        aux = map_vars(outside, aux)
+    try:
+        out_leaves, out_tree = flatten(result, f"{name}: output of f")
+    except TypeError as error:
+        if has_aux or not isinstance(result, tuple):
+            raise
+        raise TypeError(f"{error}; if f returns (output, aux), pass has_aux=True") from error
     out_index = []
     for x in out_leaves:
         if isinstance(x, Var) and x._tape is not None and x._tape.level >= tape.level:
@@ -146,156 +243,297 @@ def _trace(
         else:
             out_index.append(0)  # a constant: does not depend on the inputs
     out = unflatten(out_tree, [_unwrap(tape, x) for x in out_leaves])
-    return _Trace(tape, [t for _, t in in_flat], in_index, out, out_tree, out_index, aux)
+    return _Trace(tape, positions, [t for _, t in in_flat], in_index, out, out_tree, out_index, aux)
 
 
-def _pullback(tr: _Trace, cotangents: list[Any]) -> list[Any]:
-    """Reverse sweep: the cotangent of every differentiated argument, structured."""
+def _pullback(tr: _Trace, cotangents: Sequence[Any]) -> list[list[Any]]:
+    """Reverse sweep: the flat cotangents of each differentiated position.
+
+    A cotangent of None means "this output is not seeded" (a Jacobian row
+    seeds one output): unlike a seed of 0.0 it sends nothing back, so an
+    infinite partial of another output cannot turn the row into NaN.
+    """
     tape = tr.tape
     adj: list[Any] = [None] * len(tape)
+    start = 0
     for k, ct in zip(tr.out_index, cotangents):
-        if k:
+        if k and ct is not None:
             adj[k] = ct if adj[k] is None else adj[k] + ct
-    start = max(tr.out_index, default=0)
+            start = max(start, k)
     if start:
         sweep_objects(tape, adj, start)
-    return [
-        unflatten(tree, [0.0 if adj[k] is None else adj[k] for k in idx])
-        for tree, idx in zip(tr.in_trees, tr.in_index)
-    ]
+    return [[0.0 if adj[k] is None else adj[k] for k in idx] for idx in tr.in_index]
 
 
-def _scalar_output(tr: _Trace, name: str) -> None:
-    if tr.out_tree.kind != "scalar":
-        raise TypeError(
-            f"{name}: f must return a scalar (a float or Var), got a {tr.out_tree.kind}"
-            f" of {tr.out_tree.size} values; use jacobian for non-scalar outputs"
-        )
+def _push_forward(tr: _Trace, seeds: Mapping[int, Any]) -> list[Any]:
+    """Forward sweep from tangents at tape indices ``seeds``: the tangent of each output."""
+    tape = tr.tape
+    tan: list[Any] = [None] * len(tape)
+    for k, t in seeds.items():
+        tan[k] = t
+    if seeds:  # entries before the first seeded input carry no tangent
+        sweep_forward(tape, tan, min(seeds))
+    return [0.0 if k == 0 or tan[k] is None else tan[k] for k in tr.out_index]
 
 
-def _pick(grads: list[Any], argnums: Argnums) -> Any:
-    return grads[0] if isinstance(argnums, int) else tuple(grads)
+def _arrange(tr: _Trace, flat: list[list[Any]], positions: tuple[int, ...], single: bool) -> Any:
+    """Per-position flat results as structured results for ``positions`` (may repeat).
 
-
-def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
-    """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
-
-    The cotangent has the structure of ``f``'s output. With ``has_aux``, the
-    result is ``(out, vjp_fn, aux)``.
-
-    >>> out, back = vjp(lambda x, y: x * y, 2.0, 3.0)
-    >>> out, back(1.0)
-    (6.0, (3.0, 2.0))
+    Each requested position gets its own freshly built structure, so two
+    gradients of one argument are never the same list object.
     """
-    if not primals:
-        raise TypeError("vjp: needs at least one primal argument")
-    tr = _trace(f, primals, tuple(range(len(primals))), "vjp", has_aux)
-
-    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
-        leaves, tree = flatten(cotangent, "vjp: cotangent")
-        if tree.size != tr.out_tree.size:
-            raise ValueError(
-                f"vjp: the cotangent has {tree.size} values, the output of f has {tr.out_tree.size}"
-            )
-        return tuple(_pullback(tr, leaves))
-
-    return (tr.out, vjp_fn, tr.aux) if has_aux else (tr.out, vjp_fn)
+    slot = {p: s for s, p in enumerate(tr.positions)}
+    results = [unflatten(tr.in_trees[slot[p]], flat[slot[p]]) for p in positions]
+    return results[0] if single else tuple(results)
 
 
-def value_and_grad(
-    f: Callable[..., Any], argnums: Argnums = 0, has_aux: bool = False
-) -> Callable[..., Any]:
-    """A function returning ``(f(*args), gradient)``; ``((value, aux), gradient)`` with aux.
+def _scalar_output(tr: _Trace, name: str, hint: str) -> None:
+    """Raise unless ``f``'s output is one scalar (or a numpy array of shape ``()``)."""
+    tree = tr.out_tree
+    if tree.kind == "scalar" or (tree.kind == "array" and tree.keys == ()):
+        return
+    got = describe(tree)
+    if tree.kind != "array":
+        got += f" of {_plural(tree.size, 'value')}"
+    if tree.kind == "tuple" and tree.node_type is None:
+        hint = f"if f returns (output, aux), pass has_aux=True; {hint}"
+    raise TypeError(f"{name}: f must return a scalar (a float or Var), got {got}; {hint}")
 
-    >>> value_and_grad(lambda x: x * x)(3.0)
-    (9.0, 6.0)
-    """
 
-    def value_and_grad_f(*args: Any) -> Any:
-        nums = _normalize_argnums(argnums, len(args), "value_and_grad")
-        tr = _trace(f, args, nums, "grad", has_aux)
-        _scalar_output(tr, "grad")
-        grads = _pick(_pullback(tr, [1.0]), argnums)
+_GRAD_HINT = "use jacobian for non-scalar outputs"
+
+
+def _value_and_grad_fn(
+    f: Callable[..., Any], argnums: _Argnums, has_aux: bool, name: str, hint: str
+) -> Callable[..., tuple[Any, Any]]:
+    """The function behind ``value_and_grad``, ``grad``, ``hessian`` and ``hvp``."""
+
+    def value_and_grad_f(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        positions = _resolve(argnums, len(args), name)
+        tr = _trace(f, args, kwargs, positions, name, has_aux)
+        _scalar_output(tr, name, hint)
+        grads = _arrange(tr, _pullback(tr, [1.0]), positions, argnums.single)
         return ((tr.out, tr.aux), grads) if has_aux else (tr.out, grads)
 
     return value_and_grad_f
 
 
-def grad(f: Callable[..., Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[..., Any]:
+def _grad_fn(
+    f: Callable[..., Any], argnums: _Argnums, has_aux: bool, name: str, hint: str
+) -> Callable[..., Any]:
+    value_and_grad_f = _value_and_grad_fn(f, argnums, has_aux, name, hint)
+
+    def grad_f(*args: Any, **kwargs: Any) -> Any:
+        value, g = value_and_grad_f(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_f
+
+
+def _jacrev_fn(
+    f: Callable[..., Any], argnums: _Argnums, has_aux: bool, name: str
+) -> Callable[..., Any]:
+    """The function behind ``jacobian``, ``jacrev`` and ``hessian``: a sweep per output."""
+
+    def jacrev_f(*args: Any, **kwargs: Any) -> Any:
+        positions = _resolve(argnums, len(args), name)
+        tr = _trace(f, args, kwargs, positions, name, has_aux)
+        m = tr.out_tree.size
+        rows = []
+        for i in range(m):
+            seeds: list[Any] = [None] * m
+            seeds[i] = 1.0
+            rows.append(_arrange(tr, _pullback(tr, seeds), positions, argnums.single))
+        jac = unflatten(tr.out_tree, rows)
+        return (jac, tr.aux) if has_aux else jac
+
+    return jacrev_f
+
+
+def _jacfwd_fn(
+    f: Callable[..., Any], argnums: _Argnums, has_aux: bool, name: str
+) -> Callable[..., Any]:
+    """The function behind ``jacfwd``: one forward sweep per input scalar."""
+
+    def jacfwd_f(*args: Any, **kwargs: Any) -> Any:
+        positions = _resolve(argnums, len(args), name)
+        tr = _trace(f, args, kwargs, positions, name, has_aux)
+        # columns[s][j][i] = d out_i / d (scalar j of distinct position s)
+        columns = [[_push_forward(tr, {k: 1.0}) for k in idx] for idx in tr.in_index]
+        rows = [
+            _arrange(tr, [[col[i] for col in cols] for cols in columns], positions, argnums.single)
+            for i in range(tr.out_tree.size)
+        ]
+        jac = unflatten(tr.out_tree, rows)
+        return (jac, tr.aux) if has_aux else jac
+
+    return jacfwd_f
+
+
+def _jvp(
+    f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], name: str
+) -> tuple[Any, Any]:
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(
+            f"{name}: primals and tangents must be tuples of arguments, got "
+            f"{type(primals).__name__} and {type(tangents).__name__}"
+        )
+    if len(primals) != len(tangents):
+        raise ValueError(
+            f"{name}: {_plural(len(primals), 'primal')} but {_plural(len(tangents), 'tangent')}"
+            "; give one tangent per primal"
+        )
+    flat_tangents = [flatten(t, f"{name}: tangent {a}") for a, t in enumerate(tangents)]
+    primals = tuple(primals)
+    tr = _trace(f, primals, {}, tuple(range(len(primals))), name, False)
+    seeds: dict[int, Any] = {}
+    for a, ((leaves, tangent_tree), tree, idx) in enumerate(
+        zip(flat_tangents, tr.in_trees, tr.in_index)
+    ):
+        difference = structure_difference(tree, tangent_tree)
+        if difference is not None:
+            raise ValueError(
+                f"{name}: tangent {a} must have the structure of primal {a}: {difference}"
+            )
+        for k, t in zip(idx, leaves):
+            seeds[k] = t if isinstance(t, Var) else float(t)
+    return tr.out, unflatten(tr.out_tree, _push_forward(tr, seeds))
+
+
+# ---------------------------------------------------------------------------
+# The transforms
+# ---------------------------------------------------------------------------
+
+
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+    """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
+
+    The cotangent must have the structure of ``f``'s output (a ``ValueError``
+    names the first difference). With ``has_aux``, the result is
+    ``(out, vjp_fn, aux)``. Keyword arguments are ``vjp``'s own; bind those of
+    ``f`` with ``functools.partial``.
+
+    >>> out, back = vjp(lambda x, y: x * y, 2.0, 3.0)
+    >>> out, back(1.0)
+    (6.0, (3.0, 2.0))
+    """
+    _check_callable(f, "vjp")
+    if not primals:
+        raise TypeError("vjp: needs at least one primal argument")
+    positions = tuple(range(len(primals)))
+    tr = _trace(f, primals, {}, positions, "vjp", has_aux)
+
+    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        leaves, tree = flatten(cotangent, "vjp: cotangent")
+        difference = structure_difference(tr.out_tree, tree)
+        if difference is not None:
+            raise ValueError(
+                f"vjp: the cotangent must have the structure of f's output: {difference}"
+            )
+        seeds = [x if isinstance(x, Var) else float(x) for x in leaves]
+        result: tuple[Any, ...] = _arrange(tr, _pullback(tr, seeds), positions, single=False)
+        return result
+
+    return (tr.out, vjp_fn, tr.aux) if has_aux else (tr.out, vjp_fn)
+
+
+def value_and_grad(
+    f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False
+) -> Callable[P, tuple[Any, Any]]:
+    """A function returning ``(f(*args), gradient)``; ``((value, aux), gradient)`` with aux.
+
+    >>> value_and_grad(lambda x: x * x)(3.0)
+    (9.0, 6.0)
+    """
+    _check_callable(f, "value_and_grad")
+    parsed = _parse_argnums(argnums, "value_and_grad")
+    return _wraps(f, _value_and_grad_fn(f, parsed, has_aux, "value_and_grad", _GRAD_HINT))
+
+
+def grad(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
     """The gradient of scalar ``f`` w.r.t. ``args[argnums]``, shaped like that argument.
 
     A tuple of gradients for tuple ``argnums``; ``(gradient, aux)`` with ``has_aux``.
 
     >>> grad(lambda x, y: x * y, argnums=(0, 1))(2.0, 5.0)
     (5.0, 2.0)
+    >>> grad(lambda x, y=1.0: x * y)(2.0, y=3.0)  # keyword arguments pass through
+    3.0
     """
-    vg = value_and_grad(f, argnums, has_aux)
-
-    def grad_f(*args: Any) -> Any:
-        value, g = vg(*args)
-        return (g, value[1]) if has_aux else g
-
-    return grad_f
+    _check_callable(f, "grad")
+    parsed = _parse_argnums(argnums, "grad")
+    return _wraps(f, _grad_fn(f, parsed, has_aux, "grad", _GRAD_HINT))
 
 
-def jacobian(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
+def jacobian(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
     """``J[i][j] = d out_i / d in_j``: the output structure outside, the input's inside.
 
-    Computed in reverse mode, one sweep per output scalar. numpy arrays nest
-    as in JAX: an output of shape ``(m,)`` and an input of shape ``(n,)`` give an
-    array of shape ``(m, n)``.
+    Computed in reverse mode, one sweep per output scalar (``jacrev`` is the
+    same function; ``jacfwd`` builds it in forward mode). numpy arrays nest as
+    in JAX: an output of shape ``(m,)`` and an input of shape ``(n,)`` give an
+    array of shape ``(m, n)``. ``(J, aux)`` with ``has_aux``.
 
     >>> jacobian(lambda x: [x[0] * x[1], x[0] + x[1]])([2.0, 3.0])
     [[3.0, 2.0], [1.0, 1.0]]
     """
-
-    def jacobian_f(*args: Any) -> Any:
-        nums = _normalize_argnums(argnums, len(args), "jacobian")
-        tr = _trace(f, args, nums, "jacobian", False)
-        rows = []
-        for i in range(tr.out_tree.size):
-            seed = [1.0 if k == i else 0.0 for k in range(tr.out_tree.size)]
-            rows.append(_pick(_pullback(tr, seed), argnums))
-        return unflatten(tr.out_tree, rows)
-
-    return jacobian_f
+    _check_callable(f, "jacobian")
+    parsed = _parse_argnums(argnums, "jacobian")
+    return _wraps(f, _jacrev_fn(f, parsed, has_aux, "jacobian"))
 
 
-def hessian(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
+def jacrev(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
+    """The Jacobian in reverse mode, one sweep per output scalar: ``jacobian`` under JAX's name.
+
+    Cheaper than ``jacfwd`` when ``f`` has fewer outputs than inputs.
+
+    >>> jacrev(lambda x: [x[0] * x[1]])([2.0, 3.0])
+    [[3.0, 2.0]]
+    """
+    _check_callable(f, "jacrev")
+    parsed = _parse_argnums(argnums, "jacrev")
+    return _wraps(f, _jacrev_fn(f, parsed, has_aux, "jacrev"))
+
+
+def jacfwd(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
+    """The Jacobian in forward mode, one ``jvp`` sweep per input scalar.
+
+    Same layout and results as ``jacobian``; cheaper when ``f`` has more
+    outputs than inputs.
+
+    >>> jacfwd(lambda x: [x * x, 3.0 * x])(2.0)
+    [4.0, 3.0]
+    """
+    _check_callable(f, "jacfwd")
+    parsed = _parse_argnums(argnums, "jacfwd")
+    return _wraps(f, _jacfwd_fn(f, parsed, has_aux, "jacfwd"))
+
+
+def hessian(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
     """``H[i][j] = d2 f / d in_i d in_j`` of scalar ``f``: ``jacobian(grad(f))``.
+
+    ``(H, aux)`` with ``has_aux``.
 
     >>> hessian(lambda x: x[0] ** 2 * x[1])([1.0, 2.0])
     [[4.0, 2.0], [2.0, 0.0]]
     """
-    return jacobian(grad(f, argnums), argnums)
+    _check_callable(f, "hessian")
+    parsed = _parse_argnums(argnums, "hessian")
+    hint = "use jacobian(jacobian(f)) for non-scalar outputs"
+    gradient = _grad_fn(f, parsed, has_aux, "hessian", hint)
+    return _wraps(f, _jacrev_fn(gradient, parsed, has_aux, "hessian"))
 
 
-def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J @ tangents)``, one forward sweep with tangents.
+
+    Each tangent must have the structure of its primal (a ``ValueError``
+    names the first difference).
 
     >>> jvp(lambda x, y: x * y, (2.0, 3.0), (1.0, 0.0))
     (6.0, 3.0)
     """
-    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError("jvp: primals and tangents must be tuples of arguments")
-    if len(primals) != len(tangents):
-        raise ValueError(
-            f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal"
-        )
-    primals = tuple(primals)
-    tr = _trace(f, primals, tuple(range(len(primals))), "jvp", False)
-    tan: list[Any] = [None] * len(tr.tape)
-    for a, (tangent, tree, idx) in enumerate(zip(tangents, tr.in_trees, tr.in_index)):
-        leaves, ttree = flatten(tangent, f"jvp: tangent {a}")
-        if ttree.size != tree.size:
-            raise ValueError(
-                f"jvp: tangent {a} has {ttree.size} values, primal {a} has {tree.size}"
-            )
-        for k, t in zip(idx, leaves):
-            tan[k] = t if isinstance(t, Var) else float(t)
-    sweep_forward(tr.tape, tan, 1)
-    out_tan = [0.0 if k == 0 or tan[k] is None else tan[k] for k in tr.out_index]
-    return tr.out, unflatten(tr.out_tree, out_tan)
+    _check_callable(f, "jvp")
+    return _jvp(f, primals, tangents, "jvp")
 
 
 def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
@@ -304,4 +542,38 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
     >>> hvp(lambda x: x[0] ** 2 * x[1], [1.0, 2.0], [1.0, 0.0])
     [4.0, 2.0]
     """
-    return jvp(grad(f), (x,), (v,))[1]
+    _check_callable(f, "hvp")
+    difference = structure_difference(flatten(x, "hvp: x")[1], flatten(v, "hvp: v")[1])
+    if difference is not None:
+        raise ValueError(f"hvp: v must have the structure of x: {difference}")
+    hint = "use jvp(jacobian(f), (x,), (v,)) for non-scalar outputs"
+    gradient = _grad_fn(f, _Argnums((0,), single=True), False, "hvp", hint)
+    return _jvp(gradient, (x,), (v,), "hvp")[1]
+
+
+def _constant(x: Any) -> Any:
+    return x.data if isinstance(x, Var) else float(x)
+
+
+@overload
+def stop_gradient(x: float) -> float: ...
+@overload
+def stop_gradient(x: Any) -> Any: ...
+def stop_gradient(x: Any) -> Any:
+    """The value of ``x`` as a constant of the innermost transform, through any pytree.
+
+    A Var becomes its ``data``: a float for a Var of level 0 or of a single
+    transform, the outer Var inside nested transforms (so outer transforms
+    still see it). Other scalars become floats, and containers keep their
+    structure (arrays of Vars become arrays of values).
+
+    >>> import tapegrad as tg
+    >>> tg.grad(lambda x: x * stop_gradient(x))(3.0)  # d/dx (x * c) = c
+    3.0
+    """
+    cls = x.__class__
+    if cls is Node or cls is Var:  # the common case, without a pytree walk
+        return x.data
+    if cls is float:
+        return x
+    return tree_map(_constant, x, "stop_gradient")

@@ -8,11 +8,15 @@ the ambient tape. That works even when every intermediate Var is long gone
 (``draw_dot(model(x))`` keeps nothing but the output), and it never recurses.
 
 * :func:`listing` gives text, one op per line in execution order, with label,
-  expression, value and gradient (like the Go port's ``DisplayGraph``).
+  expression, value and gradient (like the Go port's ``DisplayGraph``). It is
+  a ``str`` (a :class:`Listing`) that a notebook shows as a table.
 * :func:`to_dot` gives Graphviz DOT source, with no dependency.
-* :func:`draw_dot` is micrograd's function: a ``graphviz.Digraph`` when the
-  ``graphviz`` package is installed (it displays in Jupyter), the DOT text
-  otherwise.
+* :func:`draw_dot` is micrograd's function. It returns a :class:`DotGraph`
+  whatever is installed: a notebook shows it as a picture (SVG drawn by
+  Graphviz's ``dot`` program) when ``dot`` is on the ``PATH`` and as DOT text
+  otherwise; ``.source`` is the DOT text, ``.render(path)`` writes a file.
+  No Python package is needed: the ``graphviz`` package would only call the
+  same ``dot`` program.
 * :func:`render` writes a picture file with Graphviz's ``dot`` program.
 
 >>> from tapegrad import Value
@@ -39,7 +43,7 @@ is one node.
 
 from __future__ import annotations
 
-import importlib
+import html
 import re
 import shutil
 from collections.abc import Sequence
@@ -48,8 +52,9 @@ from pathlib import Path
 from typing import Any
 
 from tapegrad.engine import CONT, IMPORT, INPUT, LEAF, NULL, Tape, Var
+from tapegrad.handle import concrete
 
-__all__ = ["GraphNode", "graph", "listing", "to_dot", "draw_dot", "render"]
+__all__ = ["GraphNode", "graph", "Listing", "listing", "to_dot", "DotGraph", "draw_dot", "render"]
 
 _INFIX = {"+", "-", "*", "/", "**"}
 _PLAIN = re.compile(r"[\w.\[\]']+")  # labels written as they are in expressions
@@ -81,7 +86,7 @@ class GraphNode:
 
 def _float(x: Any) -> float:
     """A value or gradient as a float (inside transforms they may be Vars)."""
-    return float(x)
+    return concrete(x)
 
 
 def graph(v: Var) -> list[GraphNode]:
@@ -193,10 +198,6 @@ def _op_of(
         raw = [in1[k]]
     else:
         raw = [in1[k], in2[k]]
-        # ``c - x`` is recorded by the fast path as sub(x, <const>) with
-        # d/dx = -1, where sub(x, c) has d/dx = +1: put the operands back.
-        if rule.name == "sub" and raw[1] == 0 and _float(tape.p1[k]) == -1.0:
-            raw = [0, raw[0]]
     inputs = tuple(ids[(serial, i)] if i else None for i in raw)
     return rule.name, rule.symbol, inputs
 
@@ -233,12 +234,67 @@ def _expression(node: GraphNode, names: dict[int, str]) -> str:
     return f"{node.symbol}({', '.join(args)})"
 
 
-def listing(v: Var, precision: int = 4) -> str:
+class Listing(str):
+    """The text of :func:`listing`, which a notebook shows as a table.
+
+    A ``str`` subclass, so ``print``, comparison and string methods work as on
+    the text itself; ``rows`` holds the cells, header first, and Jupyter
+    renders them with ``_repr_html_``.
+    """
+
+    rows: tuple[tuple[str, ...], ...]
+
+    def __new__(cls, text: str, rows: Sequence[Sequence[str]]) -> Listing:
+        self = super().__new__(cls, text)
+        self.rows = tuple(tuple(row) for row in rows)
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # str's own reduction would rebuild a plain str: keep the rows
+        return (Listing, (str(self), self.rows))
+
+    def _repr_html_(self) -> str:
+        """An HTML table: the label and op columns left, numbers right."""
+        head, *body = self.rows
+        align = ("left", "left", "left", "right", "right")
+        cell = '<{tag} style="text-align: {align}; font-family: monospace">{text}</{tag}>'
+
+        def row(cells: Sequence[str], tag: str) -> str:
+            return (
+                "<tr>"
+                + "".join(
+                    cell.format(tag=tag, align=a, text=html.escape(c)) for c, a in zip(cells, align)
+                )
+                + "</tr>"
+            )
+
+        lines = ["<table>", "<thead>", row(head, "th"), "</thead>", "<tbody>"]
+        lines += [row(r, "td") for r in body]
+        lines += ["</tbody>", "</table>"]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's text display: the table as text, not a quoted string."""
+        p.text(str(self))
+
+
+def listing(v: Var, precision: int = 4) -> Listing:
     """The tape behind ``v`` as text: one op per line, in execution order.
 
     Columns: node id, label, the op written with its operands (their labels
     when unique, else their ids; ``const`` for a constant), value and
-    gradient with ``precision`` decimals.
+    gradient with ``precision`` decimals. The result is a ``str``; in a
+    notebook it shows as a table.
+
+    >>> from tapegrad import Value
+    >>> x = Value(3.0, label="x")
+    >>> y = x * x + 1.0; y.label = "y"
+    >>> y.backward()
+    >>> print(listing(y, precision=1))
+    node  label  op          data  grad
+    %1    x      leaf         3.0   6.0
+    %2           x * x        9.0   1.0
+    %3    y      %2 + const  10.0   1.0
     """
     nodes = graph(v)
     names = _names(nodes)
@@ -259,7 +315,7 @@ def listing(v: Var, precision: int = 4) -> str:
         left = "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths[:3]))
         right = "  ".join(cell.rjust(w) for cell, w in zip(row[3:], widths[3:]))
         lines.append(f"{left}  {right}".rstrip())
-    return "\n".join(lines)
+    return Listing("\n".join(lines), rows)
 
 
 # ---------------------------------------------------------------------------
@@ -279,10 +335,10 @@ def _record_field(text: str) -> str:
     return text
 
 
-def _body(v: Var, precision: int) -> list[str]:
+def _body(nodes: Sequence[GraphNode], precision: int) -> list[str]:
     """DOT statements: micrograd's record node per value, an op node per op."""
     lines: list[str] = []
-    for n in graph(v):
+    for n in nodes:
         record = (
             f"{{ {_record_field(n.label)} | data {n.data:.{precision}f} "
             f"| grad {n.grad:.{precision}f} }}"
@@ -298,64 +354,199 @@ def _body(v: Var, precision: int) -> list[str]:
     return lines
 
 
+_RANKDIRS = ("LR", "RL", "TB", "BT")
+
+
+def _dot_source(nodes: Sequence[GraphNode], rankdir: str, precision: int) -> str:
+    if rankdir not in _RANKDIRS:
+        raise ValueError(f"rankdir must be one of LR, RL, TB, BT, not {rankdir!r}")
+    body = "".join(f"\t{line}\n" for line in _body(nodes, precision))
+    return f"digraph {{\n\tgraph [rankdir={rankdir}]\n{body}}}\n"
+
+
 def to_dot(v: Var, rankdir: str = "LR", precision: int = 4) -> str:
     """Graphviz DOT source of micrograd's picture of the graph behind ``v``.
 
     Each value is a record ``{ label | data ... | grad ... }``; each op is an
     oval with its symbol, between its operands and its result. ``rankdir``
     ``"LR"`` draws left to right, as micrograd.
+
+    >>> from tapegrad import Value
+    >>> print(to_dot(Value(1.5, label="x")).replace("\\t", "  "))
+    digraph {
+      graph [rankdir=LR]
+      n1 [label="{ x | data 1.5000 | grad 0.0000 }" shape=record]
+    }
+    <BLANKLINE>
     """
-    if rankdir not in ("LR", "RL", "TB", "BT"):
+    if rankdir not in _RANKDIRS:  # before walking the tape
         raise ValueError(f"rankdir must be one of LR, RL, TB, BT, not {rankdir!r}")
-    body = "".join(f"\t{line}\n" for line in _body(v, precision))
-    return f"digraph {{\n\tgraph [rankdir={rankdir}]\n{body}}}\n"
+    return _dot_source(graph(v), rankdir, precision)
 
 
-def draw_dot(v: Var, format: str = "svg", rankdir: str = "LR") -> Any:  # noqa: A002 (micrograd)
+_NO_DOT = (
+    "Graphviz's 'dot' program is not installed "
+    "(apt-get install graphviz, brew install graphviz or conda install graphviz)"
+)
+
+# File suffixes written as DOT text, without running dot.
+_DOT_SUFFIXES = ("dot", "gv")
+
+
+def _run_dot(source: str, fmt: str) -> bytes:
+    """``source`` drawn by Graphviz's ``dot`` in format ``fmt``."""
+    import subprocess  # here, not at the top: `import tapegrad` stays light
+
+    exe = shutil.which("dot")  # looked up on each call: PATH may change in a session
+    if exe is None:
+        raise RuntimeError(f"{_NO_DOT}; the DOT text is available without it")
+    result = subprocess.run(
+        [exe, f"-T{fmt}"], input=source.encode(), capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"dot -T{fmt} failed: {message}")
+    return result.stdout
+
+
+class DotGraph:
+    """micrograd's picture of a graph, as :func:`draw_dot` returns it.
+
+    One type whatever is installed. In a notebook it shows as an SVG picture
+    when Graphviz's ``dot`` program is on the ``PATH`` (drawn once, on first
+    display) and as its DOT text otherwise. ``source`` is the DOT text,
+    ``str(g)`` too; ``render(path)`` writes a picture file.
+
+    >>> from tapegrad import Value
+    >>> x = Value(2.0, label="x")
+    >>> g = draw_dot(x * x)
+    >>> g
+    DotGraph(2 nodes, 1 op)
+    >>> g.source.splitlines()[2].strip()
+    'n1 [label="{ x | data 2.0000 | grad 0.0000 }" shape=record]'
+    """
+
+    source: str
+    """The DOT text, as :func:`to_dot` gives it."""
+    format: str
+    """The format :meth:`render` gives a path without a suffix; :meth:`pipe`'s default."""
+    nodes: int
+    """How many values (leaves and op results) the picture shows."""
+    ops: int
+    """How many of them are results of ops."""
+
+    def __init__(self, source: str, format: str = "svg", nodes: int = 0, ops: int = 0) -> None:  # noqa: A002
+        self.source = source
+        self.format = format
+        self.nodes = nodes
+        self.ops = ops
+        self._svg: str | None = None
+
+    def __repr__(self) -> str:
+        ops = "op" if self.ops == 1 else "ops"
+        nodes = "node" if self.nodes == 1 else "nodes"
+        return f"DotGraph({self.nodes} {nodes}, {self.ops} {ops})"
+
+    def __str__(self) -> str:
+        return self.source
+
+    def pipe(self, format: str | None = None) -> bytes:  # noqa: A002 (graphviz's name)
+        """The picture as bytes in ``format`` (default: the one given to :func:`draw_dot`).
+
+        Raises ``RuntimeError`` when Graphviz's ``dot`` program is not installed.
+        """
+        return _run_dot(self.source, format or self.format)
+
+    def render(self, path: str | Path) -> Path:
+        """Write the picture to ``path`` and return the path.
+
+        The format comes from the suffix (``.svg``, ``.png``, ``.pdf`` ...);
+        without a suffix, ``.`` + ``format`` is appended. ``.dot`` and ``.gv``
+        write the DOT text and need nothing; every other format needs
+        Graphviz's ``dot`` program (``RuntimeError`` when it is missing).
+
+        >>> import pathlib, tempfile
+        >>> from tapegrad import Value
+        >>> g = draw_dot(Value(1.0, label="x"))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = g.render(pathlib.Path(folder) / "x.dot")
+        ...     path.name, path.read_text() == g.source
+        ('x.dot', True)
+        """
+        out = Path(path)
+        if not out.suffix:
+            out = out.with_name(f"{out.name}.{self.format}")
+        fmt = out.suffix.lstrip(".").lower()
+        if fmt in _DOT_SUFFIXES:
+            out.write_text(self.source)
+        else:
+            out.write_bytes(_run_dot(self.source, fmt))
+        return out
+
+    def _repr_svg_(self) -> str | None:
+        """SVG drawn by ``dot``, or ``None`` (no picture) when ``dot`` is missing."""
+        if self._svg is None:
+            if shutil.which("dot") is None:
+                return None
+            self._svg = _run_dot(self.source, "svg").decode()
+        return self._svg
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """What a notebook shows: the SVG picture, or the DOT text without ``dot``.
+
+        Without ``dot`` the text carries a DOT comment that says why, so the
+        cell explains itself and its text still pastes into any DOT viewer.
+        """
+        svg = self._repr_svg_()
+        if svg is not None:
+            return {"image/svg+xml": svg, "text/plain": repr(self)}
+        return {"text/plain": f"// {self!r}: {_NO_DOT}, so here is its DOT text\n{self.source}"}
+
+
+def draw_dot(v: Var, format: str = "svg", rankdir: str = "LR") -> DotGraph:  # noqa: A002 (micrograd)
     """micrograd's ``draw_dot``: the picture of the graph behind ``v``.
 
-    Returns a ``graphviz.Digraph`` (rendered inline by Jupyter, saved with
-    ``.render()``) when the ``graphviz`` package is installed, else the DOT
-    text of :func:`to_dot`, which any Graphviz tool can draw.
+    Returns a :class:`DotGraph`, whatever is installed: a notebook shows it as
+    a picture when Graphviz's ``dot`` program is installed, as DOT text
+    otherwise; ``.source`` is the DOT text of :func:`to_dot` and
+    ``.render(path)`` writes a file (``format`` is the default suffix).
+
+    >>> from tapegrad import Value
+    >>> a = Value(2.0, label="a"); b = Value(-3.0, label="b")
+    >>> c = a * b; c.label = "c"
+    >>> c.backward()
+    >>> dot = draw_dot(c)
+    >>> dot
+    DotGraph(3 nodes, 1 op)
+    >>> print(dot.source.replace("\\t", "  "))
+    digraph {
+      graph [rankdir=LR]
+      n1 [label="{ a | data 2.0000 | grad -3.0000 }" shape=record]
+      n2 [label="{ b | data -3.0000 | grad 2.0000 }" shape=record]
+      n3 [label="{ c | data -6.0000 | grad 1.0000 }" shape=record]
+      n3op [label="*"]
+      n3op -> n3
+      n1 -> n3op
+      n2 -> n3op
+    }
+    <BLANKLINE>
     """
-    source = to_dot(v, rankdir=rankdir)  # validates v and rankdir first
-    try:
-        graphviz = importlib.import_module("graphviz")
-    except ImportError:
-        return source
-    return graphviz.Digraph(
-        format=format,
-        graph_attr={"rankdir": rankdir},
-        body=[f"\t{line}\n" for line in _body(v, 4)],
-    )
+    if rankdir not in _RANKDIRS:  # before walking the tape
+        raise ValueError(f"rankdir must be one of LR, RL, TB, BT, not {rankdir!r}")
+    nodes = graph(v)
+    ops = sum(not n.is_leaf for n in nodes)
+    return DotGraph(_dot_source(nodes, rankdir, 4), format=format, nodes=len(nodes), ops=ops)
 
 
 def render(v: Var, path: str | Path, rankdir: str = "LR") -> Path:
     """Draw the graph behind ``v`` into ``path`` with Graphviz's ``dot`` program.
 
-    The format comes from the file's suffix (``.svg``, ``.png``, ``.pdf`` ...).
-    Raises ``RuntimeError`` when ``dot`` is not installed.
+    The format comes from the file's suffix (``.svg``, ``.png``, ``.pdf`` ...;
+    ``.dot`` writes the DOT text). Raises ``RuntimeError`` when ``dot`` is not
+    installed. The same as ``draw_dot(v, rankdir=rankdir).render(path)``,
+    except that a suffix is required.
     """
     out = Path(path)
-    fmt = out.suffix.lstrip(".").lower()
-    if not fmt:
+    if not out.suffix:
         raise ValueError(f"render() needs a file name with a suffix such as .svg, got {path!r}")
-    import subprocess  # here, not at the top: `import tapegrad` stays light
-
-    exe = shutil.which("dot")
-    if exe is None:
-        raise RuntimeError(
-            "render() needs Graphviz's 'dot' program, which is not installed "
-            "(e.g. apt-get install graphviz, brew install graphviz); "
-            "to_dot(v) gives the DOT text without it"
-        )
-    result = subprocess.run(
-        [exe, f"-T{fmt}", "-o", str(out)],
-        input=to_dot(v, rankdir=rankdir).encode(),
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip()
-        raise RuntimeError(f"dot failed on {out}: {message}")
-    return out
+    return draw_dot(v, rankdir=rankdir).render(out)

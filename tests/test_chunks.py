@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import tapegrad.tape as tape_module
 from tapegrad import Value, engine
 
 SMALL = 256  # chunk size for these tests: many boundaries, fast
@@ -25,7 +26,7 @@ SMALL = 256  # chunk size for these tests: many boundaries, fast
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "CHUNK_SIZE", SMALL)
+    monkeypatch.setattr(tape_module, "CHUNK_SIZE", SMALL)
 
 
 def fresh(fn: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from micrograd.engine import Value as MgValue
 from micrograd.nn import MLP as MgMLP
 
 import tapegrad.demo as demo
+from tapegrad import cli
 from tapegrad.cli import main
 from tapegrad.datasets import make_moons
 from tapegrad.nn import MLP
@@ -72,6 +74,18 @@ def test_the_full_demo_reaches_100_percent() -> None:
     assert result.final_loss < 0.05
 
 
+def test_the_last_line_evaluates_the_model_after_the_last_update(capsys: Any) -> None:
+    result = demo.train(steps=3, seed=2, points=10)
+    # losses[k] is what step k + 1 differentiated; final_loss is one more forward pass
+    assert (result.final_loss, result.final_accuracy) == demo.evaluate(
+        result.model, result.X, result.y
+    )
+    assert result.final_loss != result.losses[-1]  # the update in between changed the model
+    assert main(["demo", "--steps", "3", "--seed", "2", "--points", "10"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert f"loss {result.final_loss:.4f}," in last
+
+
 def test_deterministic_given_the_seed() -> None:
     a = demo.train(steps=2, seed=11, points=10)
     b = demo.train(steps=2, seed=11, points=10)
@@ -90,8 +104,8 @@ def test_cli_prints_progress_lines_and_final_accuracy(capsys: Any) -> None:
     # not a terminal: one line at step 1, every 2nd step (20 // 10), no carriage returns
     assert [line.split()[1] for line in steps] == ["1/20"] + [f"{k}/20" for k in range(2, 21, 2)]
     assert "\r" not in out
-    assert lines[-1].startswith("final: loss ")
-    assert "training accuracy" in lines[-1] and "/12 points)" in lines[-1]
+    assert lines[-1].startswith("trained model, after the last update: loss ")
+    assert "training accuracy" in lines[-1] and "/12 points); 20 steps in " in lines[-1]
 
 
 def test_plain_bar_on_a_terminal() -> None:
@@ -119,7 +133,7 @@ def demo_args(**kw: Any) -> argparse.Namespace:
 def test_progress_none_and_tqdm(capsys: Any) -> None:
     assert main(["demo", "--steps", "2", "--points", "6", "--progress", "none"]) == 0
     out = capsys.readouterr().out
-    assert "step " not in out and "final:" in out
+    assert "step " not in out and "trained model" in out
     status = main(["demo", "--steps", "2", "--points", "6", "--progress", "tqdm"])
     captured = capsys.readouterr()
     if demo._has("tqdm"):
@@ -169,6 +183,28 @@ def test_plot_without_matplotlib_says_so(monkeypatch: Any, tmp_path: Path, capsy
     assert not (tmp_path / "x.png").exists()
 
 
+def test_version(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    found = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert found is not None
+    version = found.group(1)
+    assert capsys.readouterr().out == f"tapegrad {version}\n"
+
+
+def test_help_lists_each_subcommand_on_one_line(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    listed = [line.split(None, 1) for line in out.splitlines() if line.startswith("    ")]
+    assert [name for name, _ in listed] == list(cli._COMMANDS)
+    for name, text in listed:
+        assert text == cli._COMMANDS[name][0]
+    assert "--version" in out
+
+
 def test_python_dash_m_entry_point() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tapegrad", "demo", "--steps", "2", "--points", "6"],
@@ -179,8 +215,32 @@ def test_python_dash_m_entry_point() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "final: loss" in proc.stdout
+    assert "trained model, after the last update: loss" in proc.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "tapegrad"], capture_output=True, text=True, check=False
     )
-    assert missing.returncode == 2 and "demo" in missing.stderr
+    assert missing.returncode == 2 and "COMMAND" in missing.stderr
+    version = subprocess.run(
+        [sys.executable, "-m", "tapegrad", "--version"], capture_output=True, text=True, check=False
+    )
+    assert version.returncode == 0 and version.stdout.startswith("tapegrad ")
+
+
+def test_a_closed_pipe_stops_the_demo_quietly() -> None:
+    """``tapegrad demo | head -3``: no BrokenPipeError traceback.
+
+    The next line after the first comes at step 200 (a tenth of the run), long
+    after the pipe is closed here, so the demo does meet the closed pipe.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tapegrad", "demo", "--steps", "2000", "--points", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"two moons:")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err, err

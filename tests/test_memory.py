@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 
+import tapegrad.tape as tape_module
 from tapegrad import Value, engine
 
 MB = 1 << 20
@@ -110,7 +111,7 @@ def test_training_loop_memory_is_flat(monkeypatch: pytest.MonkeyPatch) -> None:
     # A 1024-entry chunk keeps every mechanism (sealing, imports, release) and
     # makes the loop cross ~120 chunk boundaries instead of 7.
     chunk = 1024
-    monkeypatch.setattr(engine, "CHUNK_SIZE", chunk)
+    monkeypatch.setattr(tape_module, "CHUNK_SIZE", chunk)
 
     def run() -> list[int]:
         model = TinyMLP(seed=1)

@@ -69,7 +69,7 @@ def test_every_primitive_to_second_order(name: str, style: str, data: st.DataObj
     check_grads(lambda *xs: op.apply(xs), args, order=2)
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(RULES) if RULES[n].arity == 2])
+@pytest.mark.parametrize("name", [n for n in sorted(BUILTIN_OPS) if BUILTIN_OPS[n].arity == 2])
 @examples(0.2)
 @given(data=st.data())
 def test_binary_primitives_with_a_constant_operand(name: str, data: st.DataObject) -> None:

@@ -29,6 +29,7 @@ import tapegrad as tg
 from tapegrad import Var
 from tapegrad import math as tm
 from tapegrad.rules import RULES
+from tapegrad.rules import call as apply_rule
 
 Unary = Callable[[float], float]
 Binary = Callable[[float, float], float]
@@ -72,6 +73,20 @@ UNARY: dict[str, tuple[Unary, list[float]]] = {
     "atan": (math.atan, [-5.0, -0.5, 0.0, 0.7, 10.0]),
     "softplus": (lambda x: math.log1p(math.exp(x)), [-15.0, -3.0, 0.0, 1.5, 25.0]),
     "erf": (math.erf, [-2.0, -0.5, 0.0, 0.3, 1.8]),
+    "exp2": (math.exp2, [-3.0, -0.2, 0.0, 1.5, 6.0]),
+    "log2": (math.log2, [0.05, 0.7, 1.0, 3.5, 250.0]),
+    "log10": (math.log10, [0.05, 0.7, 1.0, 3.5, 250.0]),
+    "cbrt": (math.cbrt, [-8.0, -0.3, 0.5, 27.0]),
+    "asinh": (math.asinh, [-3.0, -0.4, 0.0, 0.7, 20.0]),
+    "acosh": (math.acosh, [1.2, 2.0, 10.0]),
+    "atanh": (math.atanh, [-0.9, -0.3, 0.0, 0.4]),
+    "floor": (lambda x: float(math.floor(x)), [-1.5, 0.3, 2.7]),
+    "ceil": (lambda x: float(math.ceil(x)), [-1.5, 0.3, 2.7]),
+    "trunc": (lambda x: float(math.trunc(x)), [-1.5, 0.3, 2.7]),
+    # The vocabulary of the partials (tapegrad.rules), away from their kinks.
+    "step": (lambda x: 1.0 if x > 0 else 0.0, [-1.0, 0.5]),
+    "sign": (lambda x: math.copysign(1.0, x), [-1.0, 0.5]),
+    "safe_log": (math.log, [0.5, 2.0]),
 }
 
 BINARY: dict[str, tuple[Binary, list[tuple[float, float]]]] = {
@@ -84,10 +99,31 @@ BINARY: dict[str, tuple[Binary, list[tuple[float, float]]]] = {
     "minimum": (min, [(1.0, 2.0), (2.0, -1.0), (-0.5, -0.4)]),
     "maximum": (max, [(1.0, 2.0), (2.0, -1.0), (-0.5, -0.4)]),
     "hypot": (math.hypot, [(3.0, 4.0), (-1.0, 2.5), (0.0, 2.0), (0.01, -0.02)]),
+    "floordiv": (operator.floordiv, [(7.5, 2.0), (-7.5, 2.0), (1.3, -0.4)]),
+    "mod": (operator.mod, [(7.5, 2.0), (-7.5, 2.0), (1.3, -0.4)]),
+    "fmod": (math.fmod, [(7.5, 2.0), (-7.5, 2.0), (1.3, -0.4)]),
+    "copysign": (math.copysign, [(1.5, -2.0), (-0.3, 0.7), (2.0, 3.0)]),
+    # round(x, ndigits) takes int(ndigits): points between integers, so the
+    # central difference in ndigits sees no jump.
+    "round": (lambda x, n: float(round(x, int(n))), [(2.3216, 1.5), (-1.26, 0.5)]),
+    "min_dx": (lambda x, y: 1.0 if x < y else 0.0, [(1.0, 2.0), (3.0, -1.0)]),
+    "max_dx": (lambda x, y: 1.0 if x > y else 0.0, [(1.0, 2.0), (3.0, -1.0)]),
+    "edge_div": (operator.truediv, [(1.0, 2.0), (-3.0, 0.5)]),
+    "div0": (operator.truediv, [(1.0, 2.0), (-3.0, 0.5)]),
+}
+
+# Functions of tapegrad.math and methods of Var are the public spellings; the
+# vocabulary of the partials is reached through the rule itself.
+VOCABULARY = {"step", "sign", "safe_log", "min_dx", "max_dx", "edge_div", "div0", "scaled_pow"}
+BUILTIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "trunc": math.trunc,
 }
 
 # Where the reference *is* the math-module function, values must agree bit for bit.
-NOT_IN_MATH = {"relu", "sigmoid", "softplus", "neg"}
+NOT_IN_MATH = {"relu", "sigmoid", "softplus", "neg", "step", "sign"}
 
 UNARY_CASES = [(name, x) for name, (_, xs) in UNARY.items() for x in xs]
 BINARY_CASES = [(name, x, y) for name, (_, pts) in BINARY.items() for x, y in pts]
@@ -100,12 +136,15 @@ def unary_callers(name: str) -> dict[str, Callable[[Any], Any]]:
     callers: dict[str, Callable[[Any], Any]] = {}
     if name == "neg":
         callers["operator"] = operator.neg
-        callers["math"] = tm.neg
+        return callers
+    if name in VOCABULARY:
+        callers["rule"] = lambda v: apply_rule(RULES[name], v)
         return callers
     callers["math"] = getattr(tm, name)
-    callers["method"] = lambda v: getattr(v, name)()
-    if name == "abs":
-        callers["builtin"] = abs
+    if hasattr(Var, name):
+        callers["method"] = lambda v: getattr(v, name)()
+    if name in BUILTIN_FUNCTIONS:
+        callers["builtin"] = BUILTIN_FUNCTIONS[name]
     return callers
 
 
@@ -115,6 +154,8 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "mul": operator.mul,
     "div": operator.truediv,
     "pow": operator.pow,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
 }
 
 
@@ -123,9 +164,16 @@ def binary_callers(name: str) -> dict[str, Callable[[Any, Any], Any]]:
     callers: dict[str, Callable[[Any, Any], Any]] = {}
     if name in OPERATORS:
         callers["operator"] = OPERATORS[name]
-    if hasattr(tm, name):
+    if name in tm.__all__:
         callers["math"] = getattr(tm, name)
+    if name in VOCABULARY or name == "round":
+        callers["rule"] = lambda x, y: apply_rule(RULES[name], _value(x), _value(y))
     return callers
+
+
+def _value(x: Any) -> Any:
+    """A Var stays; a number becomes a float, as the engine hands it to a rule."""
+    return x if isinstance(x, Var) else float(x)
 
 
 def method_name(name: str) -> str | None:
@@ -134,7 +182,7 @@ def method_name(name: str) -> str | None:
 
 
 def test_every_primitive_has_a_reference() -> None:
-    assert set(UNARY) | set(BINARY) == set(RULES)
+    assert set(UNARY) | set(BINARY) | {"scaled_pow"} == set(RULES)
     for name in UNARY:
         assert RULES[name].arity == 1, name
     for name in BINARY:
@@ -154,7 +202,7 @@ def test_unary_value(name: str, x: float) -> None:
             return bool(value == pytest.approx(expected, rel=1e-14, abs=1e-300))
         return value == expected
 
-    if hasattr(tm, name):
+    if name in tm.__all__:
         on_float = getattr(tm, name)(x)
         assert type(on_float) is float
         assert check(on_float)
@@ -169,7 +217,7 @@ def test_unary_value(name: str, x: float) -> None:
 def test_binary_value(name: str, x: float, y: float) -> None:
     ref, _ = BINARY[name]
     expected = ref(x, y)
-    if hasattr(tm, name):
+    if name in tm.__all__:
         on_float = getattr(tm, name)(x, y)
         assert type(on_float) is float
         assert on_float == expected

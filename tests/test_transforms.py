@@ -7,10 +7,13 @@ examples of Siskind & Pearlmutter (2005) and Manzyuk et al. (2019).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 import subprocess
 import sys
 import threading
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,19 @@ import pytest
 from scipy.optimize import rosen, rosen_der, rosen_hess
 
 import tapegrad as tg
-from tapegrad import engine, grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from tapegrad import (
+    engine,
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -329,23 +344,33 @@ def test_escaped_var_is_reported() -> None:
 
 
 def test_transforms_in_threads_at_once() -> None:
+    # Each worker reports a result or the exception it raised: an exception in
+    # a thread does not fail the test by itself, so both are collected and
+    # checked (a worker that neither finished nor raised is missing too).
     results: dict[int, Any] = {}
+    errors: dict[int, BaseException] = {}
     barrier = threading.Barrier(4)
 
     def work(k: int) -> None:
-        barrier.wait()
-        x = np.linspace(-1, 1, 6) + 0.1 * k
-        out = []
-        for _ in range(20):
-            out.append((grad(rosen_loop)(x), hessian(rosen_loop)(x)))
-        results[k] = (x, out)
+        try:
+            barrier.wait()
+            x = np.linspace(-1, 1, 6) + 0.1 * k
+            out = []
+            for _ in range(20):
+                out.append((grad(rosen_loop)(x), hessian(rosen_loop)(x)))
+            results[k] = (x, out)
+        except BaseException as error:
+            errors[k] = error
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not errors, f"workers raised: {errors!r}"
+    assert sorted(results) == [0, 1, 2, 3]
     for x, out in results.values():
+        assert len(out) == 20
         for g, h in out:
             np.testing.assert_allclose(g, rosen_der(x), rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(h, rosen_hess(x), rtol=1e-12, atol=1e-12)
@@ -358,3 +383,319 @@ def test_grad_closing_over_a_user_var_gives_a_var() -> None:
     assert isinstance(g, tg.Var) and g.data == 12.0
     g.backward()
     assert w.grad == 6.0  # d(2 x w)/dw = 2x
+
+
+# -- repeated argnums (issue 11) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("argnums", [(0, 0), (0, -2)])
+def test_repeated_argnums_give_the_gradient_at_each_position(argnums: tuple[int, int]) -> None:
+    f = lambda x, y: x * y  # d/dx = y = 3, at x = 2, y = 3
+    assert grad(f, argnums=argnums)(2.0, 3.0) == (3.0, 3.0)
+    assert value_and_grad(f, argnums=argnums)(2.0, 3.0) == (6.0, (3.0, 3.0))
+    # [x y, x^2]: d/dx = [y, 2x] = [3, 4]
+    expected_jacobian = [(3.0, 3.0), (4.0, 4.0)]
+    assert jacobian(lambda x, y: [x * y, x * x], argnums=argnums)(2.0, 3.0) == expected_jacobian
+    assert jacfwd(lambda x, y: [x * y, x * x], argnums=argnums)(2.0, 3.0) == expected_jacobian
+    # x^2 y: d2/dx2 = 2 y = 6
+    assert hessian(lambda x, y: x * x * y, argnums=argnums)(2.0, 3.0) == ((6.0, 6.0), (6.0, 6.0))
+
+
+def test_repeated_argnums_give_separate_structures() -> None:
+    g = grad(lambda v, s: v[0] * v[1] * s, argnums=(0, 1, 0))([2.0, 5.0], 4.0)
+    assert g == ([20.0, 8.0], 10.0, [20.0, 8.0])  # d/dv = [v1 s, v0 s], d/ds = v0 v1
+    assert g[0] is not g[2]  # mutating one gradient must not change the other
+
+
+# -- keyword arguments, names, callability ------------------------------------------
+
+# f(x, y=1) = x^2 y at x = 2, y = 3 (a keyword): f = 12, df/dx = 2xy = 12, d2f/dx2 = 2y = 6
+KEYWORD_CASES = [
+    (grad, 12.0),
+    (value_and_grad, (12.0, 12.0)),
+    (jacobian, 12.0),
+    (jacrev, 12.0),
+    (jacfwd, 12.0),
+    (hessian, 6.0),
+]
+
+
+@pytest.mark.parametrize(("transform", "expected"), KEYWORD_CASES)
+def test_keyword_arguments_pass_through_undifferentiated(transform: Any, expected: Any) -> None:
+    f = lambda x, y=1.0: x * x * y
+    assert transform(f)(2.0, y=3.0) == expected
+
+
+TRANSFORMS_OF_F = [grad, value_and_grad, jacobian, jacrev, jacfwd, hessian]
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS_OF_F)
+def test_transformed_function_keeps_name_docstring_and_signature(transform: Any) -> None:
+    def loss(w: float, scale: float = 1.0) -> Any:
+        """The loss."""
+        return w * w * scale
+
+    g = transform(loss)
+    assert g.__name__ == "loss" and g.__doc__ == "The loss."
+    assert g.__wrapped__ is loss
+    assert inspect.signature(g) == inspect.signature(loss)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS_OF_F)
+def test_non_callable_f_raises_at_transform_time(transform: Any) -> None:
+    with pytest.raises(TypeError, match=rf"^{transform.__name__}: f must be callable, got float"):
+        transform(3.0)
+
+
+def test_non_callable_f_of_vjp_jvp_hvp() -> None:
+    with pytest.raises(TypeError, match=r"^vjp: f must be callable"):
+        vjp(3.0, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^jvp: f must be callable"):
+        jvp(3.0, (1.0,), (1.0,))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^hvp: f must be callable"):
+        hvp(3.0, 1.0, 1.0)  # type: ignore[arg-type]
+
+
+# -- errors name the transform the user called --------------------------------------
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS_OF_F)
+def test_bad_argnums_is_reported_by_the_transform_called(transform: Any) -> None:
+    name = transform.__name__
+    f = lambda x, y: x * y
+    with pytest.raises(ValueError, match=rf"^{name}: argnums 2 is out of range .* 2 positional"):
+        transform(f, argnums=2)(1.0, 2.0)
+    with pytest.raises(TypeError, match=rf"^{name}: argnums must be an int or a tuple of ints"):
+        transform(f, argnums=1.0)  # at transform time, not at the call
+    with pytest.raises(TypeError, match=rf"^{name}: argnums must be .* got bool True"):
+        transform(f, argnums=True)
+    with pytest.raises(ValueError, match=rf"^{name}: argnums must name at least one argument"):
+        transform(f, argnums=())
+
+
+def test_argnums_accepts_numpy_integers() -> None:
+    f = lambda x, y: x * x * y  # d/dx = 2xy, d/dy = x^2
+    assert grad(f, argnums=np.int64(1))(2.0, 3.0) == 4.0  # one int: one result, not a tuple
+    assert grad(f, argnums=(np.int32(0), np.int64(-1)))(2.0, 3.0) == (12.0, 4.0)
+    assert grad(f, argnums=[0, 1])(2.0, 3.0) == (12.0, 4.0)
+
+
+@pytest.mark.parametrize("transform", [grad, value_and_grad, hessian])
+def test_non_scalar_output_names_the_transform(transform: Any) -> None:
+    name = transform.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: f must return a scalar .* got a list of 2"):
+        transform(lambda x: [x, x])(1.0)
+    with pytest.raises(TypeError, match=rf"^{name}: .* got an array of shape \(2,\)"):
+        transform(lambda x: x * 2.0)(np.array([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("transform", [grad, value_and_grad, hessian])
+def test_tuple_output_suggests_has_aux(transform: Any) -> None:
+    with pytest.raises(TypeError, match=r"got a tuple of 2 values; .*has_aux=True"):
+        transform(lambda x: (x * x, x))(1.0)
+    with pytest.raises(TypeError, match=r"str 'note' .*has_aux=True"):
+        transform(lambda x: (x * x, "note"))(1.0)
+
+
+def test_hessian_and_hvp_of_non_scalar_say_so() -> None:
+    with pytest.raises(TypeError, match=r"^hessian: .*jacobian\(jacobian\(f\)\)"):
+        hessian(lambda x: [x, x])(1.0)
+    with pytest.raises(TypeError, match=r"^hvp: f must return a scalar"):
+        hvp(lambda x: [x, x], 1.0, 1.0)
+    # and the suggested ways out work: second derivatives of [x^3, x^2] are [6x, 2]
+    assert jacobian(jacobian(lambda x: [x**3, x**2]))(2.0) == [12.0, 2.0]
+    assert jvp(jacobian(lambda x: [x**3, x**2]), (2.0,), (1.0,))[1] == [12.0, 2.0]
+
+
+def test_counts_in_messages_are_grammatical() -> None:
+    with pytest.raises(ValueError, match=r"^jvp: 1 primal but 2 tangents"):
+        jvp(lambda x: x, (1.0,), (1.0, 2.0))
+    with pytest.raises(ValueError, match=r"with 1 positional argument$"):
+        grad(lambda x: x, argnums=1)(1.0)
+
+
+def test_zero_dimensional_array_output_is_a_scalar() -> None:
+    value, g = value_and_grad(lambda x: np.array(x * x))(3.0)  # JAX accepts shape () too
+    assert float(value) == 9.0 and g == 6.0
+
+
+# -- has_aux on jacobian and hessian; jacfwd and jacrev --------------------------------
+
+
+def test_jacobian_and_hessian_with_aux() -> None:
+    def f(x: Any) -> Any:
+        return [x[0] * x[1], tg.math.sin(x[0])], {"first": x[0], "note": "kept"}
+
+    jac, aux = jacobian(f, has_aux=True)([2.0, 3.0])
+    assert jac == [[3.0, 2.0], [math.cos(2.0), 0.0]]
+    assert aux == {"first": 2.0, "note": "kept"} and type(aux["first"]) is float
+
+    def g(x: Any) -> Any:
+        return x[0] ** 2 * x[1], x[0] * 10.0  # H = [[2 x1, 2 x0], [2 x0, 0]]
+
+    h, aux = hessian(g, has_aux=True)([2.0, 3.0])
+    assert h == [[6.0, 4.0], [4.0, 0.0]] and aux == 20.0
+    jac, aux = jacfwd(f, has_aux=True)([2.0, 3.0])
+    assert jac == [[3.0, 2.0], [math.cos(2.0), 0.0]] and aux["first"] == 2.0
+
+
+@pytest.mark.parametrize("transform", [jacfwd, jacrev])
+def test_jacfwd_and_jacrev_against_finite_differences(transform: Any) -> None:
+    x = [0.3, -1.2, 0.8]
+    jac = transform(vector_fn)(x)
+    for j in range(3):
+        for i in range(3):
+
+            def fi(t: float, i: int = i, j: int = j) -> float:
+                y = list(x)
+                y[j] = t
+                return vector_fn_floats(y)[i]
+
+            assert jac[i][j] == pytest.approx(central(fi, x[j]), rel=1e-8, abs=1e-9)
+
+
+def test_jacfwd_layouts_and_nesting() -> None:
+    v = np.array([1.0, 2.0, 3.0])
+    jac = jacfwd(lambda a: a * a)(v)  # diag(2 v)
+    assert jac.shape == (3, 3) and jac.dtype == np.float64
+    np.testing.assert_array_equal(jac, np.diag(2 * v))
+    # a wide Jacobian (more outputs than inputs), structured output: d[x^2, 3x, x y]/d(x, y)
+    wide = jacfwd(lambda x, y: {"sq": x * x, "lin": 3.0 * x, "prod": x * y}, argnums=(0, 1))
+    assert wide(2.0, 5.0) == {"lin": (3.0, 0.0), "prod": (5.0, 2.0), "sq": (4.0, 0.0)}
+    # forward over reverse and reverse over forward: d2/dx2 of x^3 = 6x
+    assert jacfwd(grad(lambda x: x**3))(2.0) == 12.0
+    assert grad(lambda x: jacfwd(lambda y: y**3)(x))(2.0) == 12.0
+
+
+def test_jacobian_row_ignores_infinite_partials_of_other_outputs() -> None:
+    # d sqrt(x)/dx is inf at 0; the row of the second output, d x / dx = 1,
+    # must not pick up 0 * inf = nan from the first output.
+    assert jacobian(lambda x: [tg.math.sqrt(x), x])(0.0) == [math.inf, 1.0]
+    assert jacfwd(lambda x: [x, 2.0 * x])(0.0) == [1.0, 2.0]
+
+
+def test_jacobian_of_arrays_with_tuple_argnums_follows_jax_layout() -> None:
+    x, y = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    jx, jy = jacobian(lambda a, b: a * b, argnums=(0, 1))(x, y)  # diag(y), diag(x)
+    np.testing.assert_array_equal(jx, np.diag(y))
+    np.testing.assert_array_equal(jy, np.diag(x))
+    # sum(a^2 b): H_aa = diag(2 b), H_ab = diag(2 a), H_bb = 0
+    (haa, hab), (hba, hbb) = hessian(lambda a, b: (a * a * b).sum(), argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(haa, np.diag(2 * y))
+    np.testing.assert_array_equal(hab, np.diag(2 * x))
+    np.testing.assert_array_equal(hba, np.diag(2 * x))
+    np.testing.assert_array_equal(hbb, np.zeros((2, 2)))
+
+
+# -- namedtuples, dataclasses, numpy bools ----------------------------------------------
+
+P = namedtuple("P", "a b")
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    w: Any
+    b: Any
+
+
+@dataclasses.dataclass
+class Layer:
+    weights: Any
+    bias: Any
+
+
+def test_namedtuple_arguments_and_results_keep_their_type() -> None:
+    g = grad(lambda p: p.a * p.b)(P(2.0, 3.0))
+    assert type(g) is P and g == P(a=3.0, b=2.0)
+    jac = jacobian(lambda x: P(x * x, 3.0 * x))(2.0)  # [2x, 3]
+    assert type(jac) is P and jac == P(4.0, 3.0)
+    h = hessian(lambda p: p.a**2 * p.b)(P(2.0, 3.0))  # [[2b, 2a], [2a, 0]]
+    assert h == P(a=P(a=6.0, b=4.0), b=P(a=4.0, b=0.0))
+
+
+def test_dataclass_arguments_frozen_or_not() -> None:
+    g = grad(lambda p: p.w * p.b**2)(Frozen(w=3.0, b=2.0))  # [b^2, 2 w b]
+    assert type(g) is Frozen and g == Frozen(w=4.0, b=12.0)
+    layer = Layer(weights=np.array([1.0, -2.0]), bias=0.5)
+    x = np.array([3.0, 4.0])
+    g = grad(lambda m: (m.weights * x).sum() + m.bias)(layer)
+    assert type(g) is Layer and g.bias == 1.0
+    np.testing.assert_array_equal(g.weights, x)
+    out, back = vjp(lambda m: Frozen(m.weights[0] * m.bias, m.bias), layer)
+    assert out == Frozen(0.5, 0.5)
+    (ct,) = back(Frozen(1.0, 0.0))  # d(w0 bias) = [bias, 0], w0
+    assert type(ct) is Layer and ct.bias == 1.0 and ct.weights.tolist() == [0.5, 0.0]
+
+
+def test_numpy_bools_are_treated_as_floats() -> None:
+    assert grad(lambda x: x * 3.0)(np.True_) == 3.0
+    g = grad(lambda v: (v * v).sum())(np.array([True, False]))  # 2 v
+    assert g.dtype == np.float64 and g.tolist() == [2.0, 0.0]
+    assert jvp(lambda x: x * x, (2.0,), (np.True_,)) == (4.0, 4.0)
+
+
+# -- structure of cotangents and tangents ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("f", "primal", "cotangent", "message"),
+    [
+        (lambda x: (x, 2.0 * x), 1.0, [1.0, 1.0], "a list of length 2 where a tuple"),
+        (lambda x: {"a": x, "b": x}, 1.0, {"a": 1.0, "c": 1.0}, r"keys \['a', 'c'\]"),
+        (lambda v: v * 2.0, np.ones((2, 3)), np.ones((3, 2)), r"shape \(3, 2\) where"),
+        (lambda x: P(x, x), 1.0, (1.0, 1.0), "where a namedtuple P"),
+        (lambda x: [x, [x, x]], 1.0, [1.0, (1.0, 1.0)], r"at \[1\], a tuple"),
+    ],
+)
+def test_vjp_rejects_a_cotangent_of_another_structure_with_the_same_size(
+    f: Any, primal: Any, cotangent: Any, message: str
+) -> None:
+    _, back = vjp(f, primal)
+    with pytest.raises(ValueError, match=r"^vjp: the cotangent must have the structure"):
+        back(cotangent)
+    with pytest.raises(ValueError, match=message):
+        back(cotangent)
+
+
+def test_jvp_and_hvp_reject_a_tangent_of_another_structure() -> None:
+    with pytest.raises(ValueError, match=r"^jvp: tangent 0 must have the structure of primal 0"):
+        jvp(lambda v: v[0], ([1.0, 2.0],), ((1.0, 0.0),))
+    with pytest.raises(ValueError, match=r"at \['w'\], an array of shape \(2, 1\)"):
+        jvp(lambda p: p["w"].sum(), ({"w": np.ones(2)},), ({"w": np.ones((2, 1))},))
+    with pytest.raises(ValueError, match=r"^hvp: v must have the structure of x"):
+        hvp(lambda v: v[0] ** 2, np.array([1.0, 2.0]), [1.0, 0.0])
+
+
+# -- stop_gradient -------------------------------------------------------------------
+
+
+def test_stop_gradient_makes_a_constant() -> None:
+    # d/dx [x * c] with c = x held constant is c = 3
+    assert grad(lambda x: x * stop_gradient(x))(3.0) == 3.0
+    assert grad(lambda x: stop_gradient(x * x))(3.0) == 0.0
+    # d/dx [x^2 c] = 2 x c = 18 at x = c = 3
+    assert grad(lambda x: x**2 * stop_gradient(x))(3.0) == 18.0
+
+
+def test_stop_gradient_under_nested_transforms_stops_the_innermost_only() -> None:
+    # API.md: on nested tapes, stop_gradient gives the outer Var. The inner
+    # grad sees f(x) = x^2 c with c constant: f' = 2 x c. The outer grad then
+    # differentiates 2 x c with c = x as a Var of its own level:
+    # d/dx [2 x x] = 4x = 12 at x = 3. (JAX's lax.stop_gradient, which stops
+    # every level, would give 2 c = 6.)
+    f = lambda x: x**2 * stop_gradient(x)
+    assert grad(grad(f))(3.0) == 12.0
+    # Two stop_gradients reach the float under two transforms: 2 c = 6.
+    g = lambda x: x**2 * stop_gradient(stop_gradient(x))
+    assert grad(grad(g))(3.0) == 6.0
+
+
+def test_stop_gradient_values_and_pytrees() -> None:
+    assert stop_gradient(2.5) == 2.5 and type(stop_gradient(2)) is float
+    v = tg.Var(4.0)
+    assert type(stop_gradient(v)) is float and stop_gradient(v) == 4.0
+    out = stop_gradient({"p": P(v, True), "a": np.array([v, v * 2.0], dtype=object)})
+    assert out["p"] == P(4.0, 1.0) and type(out["p"]) is P
+    assert out["a"].dtype == np.float64 and out["a"].tolist() == [4.0, 8.0]
+    with pytest.raises(TypeError, match=r"^stop_gradient: str"):
+        stop_gradient("x")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import html
 import math
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -20,9 +21,13 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import Value, Var, engine
-from tapegrad.viz import draw_dot, graph, listing, render, to_dot
+from tapegrad.viz import DotGraph, Listing, draw_dot, graph, listing, render, to_dot
 
 HAS_DOT = shutil.which("dot") is not None
+NO_DOT = (
+    "Graphviz's dot program is not installed (apt-get install graphviz; .ci/run installs it "
+    "where it can)"
+)
 
 
 def L_graph() -> Var:
@@ -106,25 +111,114 @@ def test_dot_text_is_micrograds_picture() -> None:
     assert to_dot(L, rankdir="TB").startswith("digraph {\n\tgraph [rankdir=TB]\n")
 
 
-def test_draw_dot_without_graphviz_package_returns_dot_text(monkeypatch: Any) -> None:
-    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz -> ImportError
+@pytest.mark.parametrize("package", ["blocked", "as installed"])
+def test_draw_dot_returns_one_type_whatever_is_installed(package: str, monkeypatch: Any) -> None:
+    if package == "blocked":
+        monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz -> ImportError
     L = L_graph()
     L.backward()
-    assert draw_dot(L) == L_DOT
+    g = draw_dot(L, format="png")
+    assert type(g) is DotGraph
+    assert g.source == L_DOT and str(g) == L_DOT
+    assert (g.nodes, g.ops, g.format) == (7, 3, "png")
+    assert repr(g) == "DotGraph(7 nodes, 3 ops)"
     assert tg.draw_dot is draw_dot
 
 
-def test_draw_dot_with_graphviz_package_returns_a_digraph() -> None:
-    graphviz = pytest.importorskip("graphviz")
+def test_draw_dot_without_the_dot_program_shows_dot_text(monkeypatch: Any, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no dot anywhere
+    assert shutil.which("dot") is None
     L = L_graph()
     L.backward()
-    dot = draw_dot(L, format="png")
-    assert isinstance(dot, graphviz.Digraph)
-    assert dot.format == "png"
-    assert dot.source == L_DOT
+    g = draw_dot(L)
+    assert g._repr_svg_() is None  # IPython's convention for "no picture"
+    bundle = g._repr_mimebundle_()
+    assert list(bundle) == ["text/plain"]
+    comment, rest = bundle["text/plain"].split("\n", 1)
+    assert comment.startswith("// DotGraph(7 nodes, 3 ops): Graphviz's 'dot' program")
+    assert "apt-get install graphviz" in comment
+    assert rest == L_DOT  # the text stays valid DOT: the comment is a DOT comment
+    with pytest.raises(RuntimeError, match="Graphviz's 'dot' program is not installed"):
+        g.render(tmp_path / "L.svg")
+    with pytest.raises(RuntimeError, match="not installed"):
+        g.pipe()
+    assert g.render(tmp_path / "L.dot").read_text() == L_DOT  # DOT text needs nothing
+    assert g.render(tmp_path / "L.gv").read_text() == L_DOT
 
 
-@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+@pytest.mark.skipif(not HAS_DOT, reason=NO_DOT)
+def test_draw_dot_with_the_dot_program_shows_svg(tmp_path: Path) -> None:
+    L = L_graph()
+    L.backward()
+    g = draw_dot(L)
+    svg = g._repr_svg_()
+    assert svg is not None and "<svg" in svg
+    text = html.unescape(svg)
+    for cell in ("data -8.0000", "grad 6.0000", ">*<", ">L<"):
+        assert cell in text
+    assert g._repr_svg_() is svg  # drawn once
+    bundle = g._repr_mimebundle_()
+    assert bundle == {"image/svg+xml": svg, "text/plain": "DotGraph(7 nodes, 3 ops)"}
+    assert g.pipe("png").startswith(b"\x89PNG")
+    assert draw_dot(L, format="png").render(tmp_path / "L").name == "L.png"  # suffix added
+    assert (tmp_path / "L.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("dot", ["absent", "present"])
+def test_a_notebook_shows_draw_dot_as_a_picture_or_as_text(
+    dot: str, monkeypatch: Any, tmp_path: Path
+) -> None:
+    """What Jupyter does with the object: IPython's own display formatter."""
+    formatters = pytest.importorskip("IPython.core.formatters")
+    if dot == "present" and not HAS_DOT:
+        pytest.skip(NO_DOT)
+    if dot == "absent":
+        monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # no Python package either way
+    L = L_graph()
+    L.backward()
+    data, _ = formatters.DisplayFormatter().format(draw_dot(L))
+    if dot == "present":
+        assert "<svg" in data["image/svg+xml"]
+        assert data["text/plain"] == "DotGraph(7 nodes, 3 ops)"
+    else:
+        assert "image/svg+xml" not in data
+        assert data["text/plain"].endswith(L_DOT)  # the text, not an escaped str repr
+        assert "\\n" not in data["text/plain"] and "\\t" not in data["text/plain"]
+
+
+def test_listing_is_a_str_that_notebooks_show_as_a_table() -> None:
+    L = L_graph()
+    L.backward()
+    text = listing(L)
+    assert isinstance(text, str) and type(text) is Listing
+    assert text == L_LISTING and str(text) == L_LISTING
+    assert text.rows[0] == ("node", "label", "op", "data", "grad")
+    assert text.rows[3] == ("%3", "e", "a * b", "-6.0000", "-2.0000")
+    table = text._repr_html_()
+    assert table.startswith("<table>") and table.count("<tr>") == 8
+    assert '<th style="text-align: right; font-family: monospace">grad</th>' in table
+    assert '<td style="text-align: left; font-family: monospace">e + c</td>' in table
+    copy = pickle.loads(pickle.dumps(text))
+    assert type(copy) is Listing and copy == text and copy.rows == text.rows
+
+
+def test_listing_escapes_html_in_labels() -> None:
+    x = Value(1.0, label="<b>&x</b>")
+    table = listing(x * 2.0)._repr_html_()
+    assert "&lt;b&gt;&amp;x&lt;/b&gt;" in table and "<b>" not in table
+
+
+def test_listing_in_ipython_shows_the_table_as_text() -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    L = L_graph()
+    L.backward()
+    data, _ = formatters.DisplayFormatter().format(listing(L))
+    assert data["text/plain"] == L_LISTING  # not the quoted, escaped str repr
+    assert data["text/html"].startswith("<table>")
+
+
+@pytest.mark.skipif(not HAS_DOT, reason=NO_DOT)
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
 def test_render_with_dot(tmp_path: Path, suffix: str) -> None:
     L = L_graph()
@@ -139,7 +233,7 @@ def test_render_with_dot(tmp_path: Path, suffix: str) -> None:
             assert cell in text
 
 
-@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+@pytest.mark.skipif(not HAS_DOT, reason=NO_DOT)
 def test_dot_accepts_labels_with_record_characters(tmp_path: Path) -> None:
     x = Value(1.0, label='a|b {c} <d> "e" \\f')
     y = x * 2.0
@@ -155,7 +249,7 @@ def test_record_characters_are_escaped_in_dot_text() -> None:
 
 
 def test_render_without_dot_explains(monkeypatch: Any, tmp_path: Path) -> None:
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="Graphviz's 'dot' program"):
         render(L_graph(), tmp_path / "L.svg")
     with pytest.raises(ValueError, match="suffix"):

@@ -1,0 +1,125 @@
+"""The sweeps over a tape: reverse (adjoints), forward (tangents), and ``backward()``.
+
+The reverse sweep is the whole of reverse-mode AD on a tape: seed the output's
+adjoint with 1, then for every entry ``k`` from the output down,
+``adj[input] += partial * adj[k]``. Entries come in execution order, so the
+order of the sweep is already right: nothing recurses, nothing is sorted, and
+a node used twice receives two contributions.
+
+One convention holds in every sweep: an adjoint that is exactly ``0.0`` (a
+float) is not propagated, so ``0 * inf`` contributes 0, not NaN (the
+derivative of ``sqrt(x) * 0.0`` at 0 is 0, the slope of the zero function).
+An adjoint that is an outer Var is always propagated, whatever its value:
+its own derivative need not be 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tapegrad.context import get_ident
+from tapegrad.tape import LOCK, Tape
+
+__all__ = ["sweep_floats", "sweep_objects", "sweep_forward", "backward"]
+
+
+def sweep_floats(tape: Tape, adj: list[float], start: int) -> None:
+    """``adj[input] += partial * adj[k]`` for k = start .. 1, all floats (0.0: none)."""
+    in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
+    for k in range(start, 0, -1):
+        g = adj[k]
+        if g:  # most adjoints of a big graph are zero for a given output
+            i = in1[k]
+            if i:
+                adj[i] += p1[k] * g
+            j = in2[k]
+            if j:
+                adj[j] += p2[k] * g
+
+
+def sweep_objects(tape: Tape, adj: list[Any], start: int) -> None:
+    """The reverse sweep where partials or adjoints may be Vars of an outer tape.
+
+    ``None`` marks "no adjoint yet"; a float 0.0 is skipped like None.
+    """
+    in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
+    for k in range(start, 0, -1):
+        g = adj[k]
+        if g is None or (g.__class__ is float and not g):
+            continue
+        i = in1[k]
+        if i:
+            c = p1[k] * g
+            a = adj[i]
+            adj[i] = c if a is None else a + c
+        j = in2[k]
+        if j:
+            c = p2[k] * g
+            a = adj[j]
+            adj[j] = c if a is None else a + c
+
+
+def sweep_forward(tape: Tape, tan: list[Any], start: int) -> None:
+    """Forward-mode sweep: ``tan[k] = p1 * tan[in1] + p2 * tan[in2]`` from ``start``.
+
+    ``None`` marks a zero tangent; a float 0.0 tangent is skipped like None.
+    """
+    in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
+    for k in range(start, len(tan)):
+        t = None
+        i = in1[k]
+        if i:
+            ti = tan[i]
+            if ti is not None and (ti.__class__ is not float or ti):
+                t = p1[k] * ti
+        j = in2[k]
+        if j:
+            tj = tan[j]
+            if tj is not None and (tj.__class__ is not float or tj):
+                c = p2[k] * tj
+                t = c if t is None else t + c
+        if t is not None:
+            tan[k] = t
+
+
+def backward(out: Any) -> None:
+    """Reverse sweep from ``out``; adds into ``.grad`` of everything it depends on."""
+    tape: Tape | None = out._tape
+    if tape is None:  # a leaf: d out / d out = 1
+        with LOCK:
+            out._grad = out._grad + 1.0
+        return
+    if tape.level == 0 and tape.writer == get_ident():
+        # The next graph starts on a fresh chunk, so its backward() sweeps only
+        # its own entries, not this one's (a training step's backward would
+        # otherwise walk every earlier step left in the chunk: a 1,000-op
+        # chain's backward took 0.71 ms instead of 0.12 ms).
+        tape.seal()
+    # Chunks of the ambient tape import from older chunks, so the newest serial
+    # goes first; a chunk that receives seeds after its sweep (threads can
+    # import from each other's chunks) is simply swept again with the new
+    # seeds: adjoints add up linearly.
+    pending: dict[int, tuple[Tape, dict[int, Any]]] = {tape.serial: (tape, {out._index: 1.0})}
+    while pending:
+        tape, seeds = pending.pop(max(pending))
+        floats = tape.level == 0
+        adj: list[Any] = [0.0] * len(tape) if floats else [None] * len(tape)
+        for k, g in seeds.items():
+            adj[k] = g if adj[k] is None else adj[k] + g
+        if floats:
+            sweep_floats(tape, adj, max(seeds))
+        else:
+            sweep_objects(tape, adj, max(seeds))
+        with LOCK:  # leaves and stored gradients may be shared with other threads
+            for k, leaf in tape.leaves:
+                g = adj[k]
+                if g is not None and (g.__class__ is not float or g):
+                    leaf._grad = leaf._grad + g
+            tape.add_grads(adj)
+        for k, (ref, idx) in tape.imports.items():
+            g = adj[k]
+            older = ref()
+            # A chunk can be gone only if no live Var reaches it: its adjoint is 0.
+            if older is not None and g:
+                older_seeds = pending.setdefault(older.serial, (older, {}))[1]
+                older_seeds[idx] = older_seeds.get(idx, 0.0) + g
