@@ -1,18 +1,17 @@
-"""tapegrad's benchmark suite (tracker issue 5); not collected by pytest.
+"""tapegrad's benchmark suite (issue 13); not collected by pytest. See ``benchmarks/README.md``.
 
-``python benchmarks/run.py`` runs it and writes ``docs/benchmarks.md``;
-``python benchmarks/run.py --quick`` is a smoke run. See ``benchmarks/README.md``.
+* :mod:`benchmarks.workloads`: the table of workloads and the functions timed;
+* :mod:`benchmarks.libs`: the table of libraries and how each computes a gradient;
+* :mod:`benchmarks.bench`: the timings, a ``pyperf.Runner`` script;
+* :mod:`benchmarks.run`: the whole suite: first results, agreement, pyperf, paired ratios;
+* :mod:`benchmarks.report`: ``docs/benchmarks.md`` and its plots.
 
-Modules:
-
-* :mod:`benchmarks.workloads`: the functions being timed, written once and
-  generically (they run on floats, tapegrad/micrograd Values, torch tensors,
-  autograd boxes and JAX tracers alike);
-* :mod:`benchmarks.cases`: one :class:`~benchmarks.cases.Case` per workload and
-  library, with separate forward and backward steps;
-* :mod:`benchmarks.harness`: timing, per-primitive and memory measurements,
-  run inside one worker process per case;
-* :mod:`benchmarks.run`: the command line, the plan and the worker processes;
-* :mod:`benchmarks.report`: ``docs/benchmarks.md`` and the scaling plot;
-* :mod:`benchmarks.profile`: where tapegrad's time goes (cProfile).
+``TAPEGRAD_PATH=/some/checkout`` measures the tapegrad of another checkout
+(every process of the suite imports this package first, and inherits the variable).
 """
+
+import os
+import sys
+
+if os.environ.get("TAPEGRAD_PATH"):
+    sys.path.insert(0, os.environ["TAPEGRAD_PATH"])

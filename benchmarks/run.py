@@ -1,34 +1,32 @@
-"""Run the benchmark suite and write ``docs/benchmarks.md``.
+"""Run the suite: first results and agreement, pyperf timings, paired ratios, the report.
 
 Usage::
 
-    python benchmarks/run.py            # the full suite, ~8-10 minutes on 2 cores
-    python benchmarks/run.py --quick    # a smoke run on tiny sizes, ~1-2 minutes
-    python benchmarks/run.py --only mlp,rosenbrock --libs plain,tapegrad,micrograd
+    python benchmarks/run.py --quick  # tiny sizes, <= 2 min: benchmarks/results/quick.*
+    python benchmarks/run.py          # full run: benchmarks/results/latest.*, docs/benchmarks.md
+    python benchmarks/run.py --fast   # or --rigorous: fewer or more pyperf processes per cell
+    python benchmarks/run.py --only rosen --libs plain,tapegrad,tapegrad-jit --out /tmp/r
 
-Every measurement runs in a fresh worker process (``run.py --worker TASK``),
-one per (workload, library, size) and per repetition, so that one library's
-imports, caches and garbage never weigh on another's numbers. Repetitions are
-interleaved (all cells once, then all cells again), which spreads the
-machine's slow phases over every cell instead of a few. Peers that are not
-importable are skipped; peers whose single call would take very long (JAX
-without jit on 65,000 ops takes ~50 s per call, and XLA needs minutes to
-compile it) are skipped above ``MAX_OPS`` unless ``--slow`` is given.
-
-Outputs: ``docs/benchmarks.md`` and ``docs/benchmarks_scaling.png`` (the
-report), ``benchmarks/results/latest.json`` (every sample and setting, the
-report's input: ``python benchmarks/report.py`` redraws from it) and
-``benchmarks/results/latest.pyperf.json``, a pyperf suite, so that two runs
-can be compared with ``python -m pyperf compare_to old.pyperf.json
-new.pyperf.json``.
+Every cell (workload, size, library) runs in fresh processes, in table order.
+A *probe* builds the case and times its first result (trace and compile
+included), a few more calls, and computes value and gradient for the
+agreement check. Then ``bench.py`` times it under pyperf with as many worker
+processes as fit the cell's budget (``MODES``; at least 3), or none when
+even 3 would not fit (the report then shows the probe's median, marked †).
+Then the targets' paired ratios (``TARGETS``) and bytes per op.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import json
+import math
 import os
 import platform
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,480 +34,317 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # appended: see bench.py
+
+from benchmarks import bench, report
+from benchmarks import workloads as wl
+from benchmarks.libs import CACHE_ENV, LIBS, make_case, version
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks`` importable
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.cases import LIBS, WORKLOADS, Unavailable, lib_version, make_case, n_ops  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-
-# Sizes: mlp (points), rosenbrock (terms), chain (ops), fan (products).
-FULL_SIZES: dict[str, list[int]] = {
-    "mlp": [100],
-    "rosenbrock": [1000],
-    "chain": [10**3, 10**4, 10**5, 10**6],
-    "fan": [10**5],
+# Per mode: pyperf processes and values per cell, the seconds a cell should
+# take, the seconds of a probe's extra calls and of each side of a pair.
+MODES: dict[str, dict[str, float]] = {
+    "quick": {"processes": 1, "values": 1, "budget": 0, "probe": 0.02, "pair": 0.2},
+    "fast": {"processes": 10, "values": 2, "budget": 5, "probe": 0.3, "pair": 1.5},
+    "normal": {"processes": 20, "values": 3, "budget": 12, "probe": 0.5, "pair": 3},
+    "rigorous": {"processes": 40, "values": 3, "budget": 40, "probe": 1, "pair": 8},
 }
-QUICK_SIZES: dict[str, list[int]] = {
-    "mlp": [2],
-    "rosenbrock": [20],
-    "chain": [100, 1000],
-    "fan": [100],
-}
-# Libraries run per workload (the two reference variants only where they apply).
-WORKLOAD_LIBS: dict[str, list[str]] = {
-    "mlp": [
-        "plain",
-        "tapegrad",
-        "tapegrad-dot",
-        "micrograd",
-        "torch",
-        "autograd",
-        "jax",
-        "jax-jit",
-    ],
-    "rosenbrock": [
-        "plain",
-        "plain-grad",
-        "tapegrad-grad",
-        "tapegrad",
-        "micrograd",
-        "torch",
-        "autograd",
-        "jax",
-        "jax-jit",
-    ],
-    "chain": ["plain", "tapegrad", "micrograd", "torch", "autograd", "jax", "jax-jit"],
-    "fan": ["plain", "tapegrad", "micrograd", "torch", "autograd", "jax", "jax-jit"],
-}
-# Recorded ops per call above which a peer is skipped unless --slow: measured
-# on the 2-core machine, JAX eager records ~0.5 ms per op under jax.vjp and
-# XLA compiles a 13,000-op scalar graph in ~70 s (the 65,000 ops of
-# workload 1 took over 5 minutes and 18 GB before we stopped it); micrograd
-# and PyTorch take ~10-30 us per op, so 10^6 ops would cost minutes per cell.
-MAX_OPS: dict[str, int] = {
-    "jax": 20_000,
-    "jax-jit": 20_000,
-    "autograd": 200_000,
-    "micrograd": 200_000,
-    "torch": 200_000,
-}
-QUICK_MAX_OPS = 2_000  # --quick: keeps JAX's compile times out of a smoke run
-# Slow or compile-heavy peers get one process per cell; the rest get --processes.
-ONE_PROCESS = {"jax", "jax-jit", "autograd"}
-# Paired measurements for the targets' ratios: (workload, subject, reference,
-# subject size, reference size, mode). A shared machine's load drifts over
-# seconds to minutes, so cells timed minutes apart are not comparable.
-# "inproc": both sides alternate step by step in one process (harness.time_pair):
-#   used where the two sides cannot disturb each other (plain floats make no
-#   cyclic garbage; the chain pair is one library).
-# "xproc": rounds of two worker processes back to back (order alternating),
-#   each library alone in its process with its default gc: used for the peers,
-#   because in one process micrograd's cyclic garbage would be collected on
-#   whichever library's clock happened to trigger the collector.
-PAIRS: list[tuple[str, str, str, int, int, str]] = [
-    ("mlp", "tapegrad", "plain", 100, 100, "inproc"),
-    ("mlp", "tapegrad-dot", "plain", 100, 100, "inproc"),
-    ("mlp", "micrograd", "tapegrad", 100, 100, "xproc"),
-    ("mlp", "torch", "tapegrad", 100, 100, "xproc"),
-    ("rosenbrock", "tapegrad-grad", "plain", 1000, 1000, "inproc"),
-    ("rosenbrock", "tapegrad", "plain", 1000, 1000, "inproc"),
-    ("rosenbrock", "micrograd", "tapegrad-grad", 1000, 1000, "xproc"),
-    ("rosenbrock", "torch", "tapegrad-grad", 1000, 1000, "xproc"),
-    ("chain", "tapegrad", "tapegrad", 10**6, 10**4, "inproc"),
+QUICK_MAX_OPS = 2_000  # --quick caps every capped library lower: no XLA compile of minutes
+TIMEOUT = 900  # s per process; sympy's setup at 1,000 terms takes ~3.5 min, XLA's minutes
+MEMORY = {"tapegrad": 10**5, "micrograd": 2 * 10**4}  # ops; tracemalloc slows micrograd a lot
+# The targets of issues 9 and 10 measured in pairs: (issue, target, subject,
+# reference); the text's "≤ Nx" or "≥ Nx" is the criterion on the median of
+# subject / reference, per op (per sample) where the sizes differ. Pairs with
+# micrograd run each side alone in fresh processes, back to back, order
+# alternating: in one process its cyclic garbage would be collected on
+# whichever library's clock triggered the collector. The others alternate
+# steps in one process (ABBA), which cancels the machine's drifting load.
+TARGETS = [
+    (10, "W1 eager step ≤ 12x plain", "mlp[100]/tapegrad", "mlp[100]/plain"),
+    (10, "W2 eager value and grad ≤ 18x plain", "rosen[1000]/tapegrad", "rosen[1000]/plain"),
+    (10, "W1 micrograd ≥ 40x slower than eager", "mlp[100]/micrograd", "mlp[100]/tapegrad"),
+    (10, "W2 micrograd ≥ 40x slower than eager", "rosen[1000]/micrograd", "rosen[1000]/tapegrad"),
+    (
+        10,
+        "W3 eager per op at 10^6 ops ≤ 1.2x at 10^4",
+        "chain[1e6]/tapegrad",
+        "chain[1e4]/tapegrad",
+    ),
+    (9, "W1 jit ≤ 3x plain", "mlp[100]/tapegrad-jit", "mlp[100]/plain"),
+    (9, "W2 jit ≤ 3x plain", "rosen[1000]/tapegrad-jit", "rosen[1000]/plain"),
+    (9, "W4 vmap per sample ≤ 0.1x one plain call", "vmap[1e4]/tapegrad-vmap", "vmap[1e4]/plain"),
+    (9, "W4 loop of grad ≥ 50x slower than vmap", "vmap[1e3]/tapegrad", "vmap[1e4]/tapegrad-vmap"),
 ]
-XPROC_ROUNDS = 3
-QUICK_PAIR_SIZES = {"mlp": (2, 2), "rosenbrock": (20, 20), "chain": (1000, 100)}
-MEMORY_OPS = 10**5
-# tracemalloc slows micrograd's allocations and recursive backward() down a
-# lot (10^5 ops took ~3 minutes); its bytes per node do not depend on size.
-MEMORY_OPS_CAP = {"micrograd": 20_000, "jax": 10_000}
-PRIM_LIBS = ["plain", "tapegrad", "micrograd", "torch", "autograd", "jax"]
-MEMORY_LIBS = ["tapegrad", "micrograd", "torch", "autograd", "jax"]
 
 
-def _settings(quick: bool) -> dict[str, Any]:
-    if quick:
-        return {
-            "budget": 0.05,
-            "min_samples": 2,
-            "max_samples": 5,
-            "warmups": 1,
-            "prim_number": 200,
-            "prim_repeat": 2,
-            "memory_ops": 1000,
-            "timeout": 300,
-        }
-    return {
-        "budget": 1.0,
-        "min_samples": 3,
-        "max_samples": 200,
-        "warmups": 1,
-        "prim_number": 2000,
-        "prim_repeat": 7,
-        "memory_ops": MEMORY_OPS,
-        "timeout": 600,
-    }
+def _median_step(case: Any, seconds: float, at_least: int = 3) -> tuple[float, int]:
+    """Median seconds of a step, and the steps taken, over ``seconds``."""
+    times: list[float] = []
+    while len(times) < at_least or (sum(times) < seconds and len(times) < 10**5):
+        t0 = time.perf_counter()
+        case.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times)
 
 
-# ---------------------------------------------------------------------------
-# Worker side
-# ---------------------------------------------------------------------------
+def _cached() -> list[str]:
+    cache = os.environ.get(CACHE_ENV)
+    return sorted(map(str, Path(cache).rglob("*"))) if cache else []
 
 
-def _worker(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one task in this (fresh) process and return its JSON result."""
-    from benchmarks import harness
+def _sub(xs: list[float]) -> list[float]:
+    """At most ~2,000 evenly strided values, for the agreement check."""
+    return xs[:: max(1, math.ceil(len(xs) / 2000))]
 
-    kind = task["kind"]
-    out: dict[str, Any] = {"task": task, "python": platform.python_version()}
-    try:
-        if kind == "time":
-            out.update(_worker_time(task))
-        elif kind == "pair":
-            subject = make_case(task["workload"], task["lib"], task["size"])
-            reference = make_case(task["workload"], task["reference"], task["ref_size"])
-            out["pair"] = harness.time_pair(
-                subject,
-                reference,
-                budget=2 * task["budget"],
-                min_rounds=max(task["min_samples"], 5),
-                max_rounds=task["max_samples"],
-                warmups=task["warmups"],
-                collect=task["collect"],
-            )
-        elif kind == "prims":
-            out["prims"] = harness.time_primitives(
-                task["lib"], number=task["number"], repeat=task["repeat"]
-            )
-        elif kind == "memory":
-            out["memory"] = harness.measure_memory(task["lib"], task["n_ops"])
-        else:
-            raise ValueError(f"unknown task kind {kind!r}")
-    except Unavailable as exc:
-        out["unavailable"] = str(exc)
-    out["max_rss"] = _max_rss()
-    out["tapegrad_hash"] = _tapegrad_hash()
+
+def probe(cell: bench.Cell, seconds: float) -> dict[str, Any]:
+    """First result (build + first step), median call, value and gradient of a cell."""
+    key, size, lib = cell
+    cached, t0 = _cached(), time.perf_counter()
+    if LIBS[lib].module:
+        importlib.import_module(LIBS[lib].module)
+    t1 = time.perf_counter()
+    case = make_case(lib, key, size)
+    case.step()
+    out: dict[str, Any] = {"import_s": t1 - t0, "first_s": time.perf_counter() - t1}
+    out["call_s"], out["calls"] = _median_step(case, seconds)
+    values, grads = case.result()
+    out |= {"values": _sub(values), "grads": _sub(grads), "n_grads": len(grads)}
+    out |= {"notes": case.notes, "entries": case.entries() if case.entries else None}
+    t = time.perf_counter()
+    if _cached() != cached:  # it filled the run's cache: what a pyperf worker's setup costs
+        make_case(lib, key, size).step()
+    out["setup_s"] = time.perf_counter() - t if _cached() != cached else out["first_s"]
     return out
 
 
-def _tapegrad_hash() -> str:
-    """A digest of tapegrad's sources, to notice an engine edited during a run."""
-    import hashlib
+def pair(subject: bench.Cell, reference: bench.Cell, seconds: float) -> list[float]:
+    """Ratios subject / reference of steps alternating in this process, ABBA order."""
+    sides = []
+    for key, size, lib in (subject, reference):
+        case = make_case(lib, key, size)
+        case.step()
+        loops = math.ceil(2e-3 / max(_median_step(case, 0.0, 1)[0], 1e-9))  # >= 2 ms a sample
+        sides.append((case, loops))
+    ratios: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while len(ratios) < 5 or time.perf_counter() < t_end:
+        t = {}
+        for case, loops in sides if len(ratios) % 2 == 0 else sides[::-1]:
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                case.step()
+            t[id(case)] = (time.perf_counter() - t0) / loops
+        ratios.append(t[id(sides[0][0])] / t[id(sides[1][0])])
+    return ratios
 
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "tapegrad").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+
+def memory(lib: str, n: int) -> dict[str, Any]:
+    """Bytes per recorded op of a chain of ``n`` ops, graph alive and after release."""
+    import tracemalloc
+
+    value = importlib.import_module("tapegrad" if lib == "tapegrad" else "micrograd.engine").Value
+    x = value(0.5)
+    wl.chain(x, 10)  # warm-up: first chunk, caches
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    y = wl.chain(x, n // 2)
+    gc.collect()
+    alive = tracemalloc.get_traced_memory()[0] - base
+    del y
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return {"n_ops": n, "bytes_per_op": alive / n, "after_release": after / n}
 
 
-def _worker_time(task: dict[str, Any]) -> dict[str, Any]:
-    import pyperf
-
-    from benchmarks import harness
-
-    t0 = time.perf_counter()
-    case = make_case(task["workload"], task["lib"], task["size"])
-    setup = time.perf_counter() - t0
-    timing = harness.time_case(
-        case,
-        budget=task["budget"],
-        min_samples=task["min_samples"],
-        max_samples=task["max_samples"],
-        warmups=task["warmups"],
-    )
-    out: dict[str, Any] = {
-        "label": case.label,
-        "notes": case.notes,
-        "setup_seconds": case.setup_seconds or setup,
-        "timing": timing,
-        "split": case.has_backward,
-    }
-    if task.get("check", True) and min(timing["total"]) < 10.0:
-        value, grads = case.result()
-        out["value"] = value
-        out["grads_head"] = None if grads is None else grads[:8]
-        out["grads_sum"] = None if grads is None else float(sum(grads))
-        out["n_grads"] = None if grads is None else len(grads)
-    # The same samples as pyperf runs (one run per process), for compare_to.
-    benches = []
-    metrics = ["fwd", "bwd", "total"] if case.has_backward else ["total"]
-    for metric in metrics:
-        values = [max(v, 1e-12) for v in timing[metric]]
-        meta = {
-            "name": f"{task['workload']}[{task['size']}]/{task['lib']}/{metric}",
-            "loops": timing["loops"],
-            "unit": "second",
-            "gc_enabled": str(timing["gc_enabled"]),
-            "gc_threshold": " ".join(str(t) for t in timing["gc_threshold"]),
-            "gc_collections": " ".join(str(c) for c in timing["gc_collections"]),
-            "lib_version": lib_version(task["lib"]) or "-",
-        }
-        warm = [(1, w) for w in timing["warmups"]]
-        run = pyperf.Run(values, warmups=warm, metadata=meta, collect_metadata=True)
-        benches.append(pyperf.Benchmark([run]))
-    pyperf.BenchmarkSuite(benches).dump(task["pyperf_path"], replace=True)
+def child(job: dict[str, Any]) -> dict[str, Any]:
+    """One job, in a fresh process; the parent reads the JSON line it prints."""
+    out: dict[str, Any] = {"tapegrad_sources": bench.tapegrad_sources()}
+    cell = bench.parse(job.get("cell", "plain[1]/plain"))
+    if job["job"] == "probe":
+        out |= probe(cell, job["seconds"])
+    elif job["job"] == "steps":
+        case = make_case(cell[2], cell[0], cell[1])
+        case.step()
+        out["step_s"] = _median_step(case, job["seconds"])[0]
+    elif job["job"] == "pair":
+        out["ratios"] = pair(cell, bench.parse(job["reference"]), job["seconds"])
+    elif job["job"] == "memory":
+        out |= memory(job["lib"], job["n"])
     return out
 
 
-def _max_rss() -> int:
+def spawn(cmd: list[str], timeout: float, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """Run ``cmd``: its last JSON line (or ``{}``) and an error message ('' if none)."""
     try:
-        import resource
-
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-    except ImportError:  # not on Unix
-        return 0
-
-
-# ---------------------------------------------------------------------------
-# Parent side: the plan, the worker processes, the results
-# ---------------------------------------------------------------------------
-
-
-def _available(lib: str) -> tuple[bool, str]:
-    """Whether ``lib`` imports here, checked without importing it into this process."""
-    from benchmarks.cases import MODULE_OF
-
-    module = MODULE_OF.get(lib)
-    if module is None:
-        return True, ""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        return False, f"{module} is not installed"
-    return True, ""
-
-
-def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The tasks to run, in order.
-
-    The schedule is built of *units*, each a list of tasks run back to back
-    (one cell, or one round of a cross-process pair), and units are
-    interleaved by repetition: every unit's first repetition, then every
-    unit's second, and so on.
-    """
-    st = _settings(args.quick)
-    sizes = QUICK_SIZES if args.quick else FULL_SIZES
-    workloads = args.only.split(",") if args.only else [*WORKLOADS, "prims", "memory"]
-    libs = args.libs.split(",") if args.libs else list(LIBS)
-    processes = 1 if args.quick else args.processes
-    units: list[tuple[int, list[dict[str, Any]]]] = []  # (repetition, tasks)
-    skipped: list[dict[str, Any]] = []
-    runnable: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for w in workloads:
-        if w in WORKLOADS:
-            for size in sizes[w]:
-                ops = n_ops(w, size)
-                for lib in WORKLOAD_LIBS[w]:
-                    if lib not in libs:
-                        continue
-                    ok, why = _available(lib)
-                    cap = MAX_OPS.get(lib)
-                    if args.quick and lib in ("jax", "jax-jit"):
-                        cap = QUICK_MAX_OPS
-                    if ok and cap is not None and ops > cap and not args.slow:
-                        ok, why = False, f"skipped: {ops:,} ops per call > {cap:,} (use --slow)"
-                    base = {"workload": w, "lib": lib, "size": size, "n_ops": ops}
-                    if not ok:
-                        skipped.append({**base, "why": why})
-                        continue
-                    runnable[(w, size, lib)] = {"kind": "time", **base, **st}
-        elif w == "prims":
-            for lib in PRIM_LIBS:
-                if lib in libs and _available(lib)[0]:
-                    number = st["prim_number"]
-                    if lib in ("jax", "autograd"):  # 5-50 us per op
-                        number = max(number // 10, 20)
-                    task = {"kind": "prims", "lib": lib, "number": number}
-                    units.append((0, [{**task, "repeat": st["prim_repeat"]}]))
-        elif w == "memory":
-            for lib in MEMORY_LIBS:
-                if lib in libs and _available(lib)[0]:
-                    mem_ops = st["memory_ops"]
-                    if lib in MEMORY_OPS_CAP and not args.slow:
-                        mem_ops = min(mem_ops, MEMORY_OPS_CAP[lib])
-                    units.append((0, [{"kind": "memory", "lib": lib, "n_ops": mem_ops}]))
-        else:
-            raise SystemExit(
-                f"unknown workload {w!r}; choose from {[*WORKLOADS, 'prims', 'memory']}"
-            )
-    in_xproc: set[tuple[str, int, str]] = set()
-    for w, subj, ref, s_size, r_size, mode in PAIRS:
-        if args.quick:
-            s_size, r_size = QUICK_PAIR_SIZES[w]
-        if w not in workloads or subj not in libs or ref not in libs:
-            continue
-        if mode == "inproc":
-            if not (_available(subj)[0] and _available(ref)[0]):
-                continue
-            task = {
-                "kind": "pair",
-                "workload": w,
-                "lib": subj,
-                "reference": ref,
-                "size": s_size,
-                "ref_size": r_size,
-                "n_ops": n_ops(w, s_size),
-                "ref_ops": n_ops(w, r_size),
-                "collect": False,
-                **st,
-            }
-            units += [(rep, [task]) for rep in range(processes)]
-            continue
-        subj_task = runnable.get((w, s_size, subj))
-        ref_task = runnable.get((w, r_size, ref))
-        if subj_task is None or ref_task is None:
-            continue
-        in_xproc.add((w, s_size, subj))
-        pair_id = f"{w}/{subj}/{ref}/{s_size}"
-        for r in range(1 if args.quick else XPROC_ROUNDS):
-            check = r == 0  # value and gradient once per pair is enough
-            meta = {"id": pair_id, "round": r}
-            s_t = {**subj_task, "pair": {**meta, "role": "subject"}, "check": check}
-            r_t = {**ref_task, "pair": {**meta, "role": "reference"}, "check": check}
-            units.append((r, [s_t, r_t] if r % 2 == 0 else [r_t, s_t]))
-    for key, task in runnable.items():
-        if key in in_xproc:  # the pair's rounds time this cell already
-            continue
-        reps = 1 if task["lib"] in ONE_PROCESS else processes
-        units += [(rep, [task]) for rep in range(reps)]
-    tasks = []
-    for rep in range(max((r for r, _ in units), default=-1) + 1):
-        for r, unit in units:
-            if r == rep:
-                tasks += [{**t, "rep": rep} for t in unit]
-    args.skipped = skipped
-    return tasks
-
-
-def _run_worker(task: dict[str, Any], timeout: float) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.setdefault("JAX_PLATFORMS", "cpu")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(task)]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {"task": task, "error": f"timed out after {timeout:.0f} s"}
+        return {}, f"timed out after {timeout:.0f} s"
+    if proc.returncode != 0:
+        return {}, f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        return {"task": task, "error": f"exit {proc.returncode}: {tail}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return (json.loads(lines[-1]) if lines else {}), ""
 
 
-def machine_info() -> dict[str, Any]:
-    """Where the numbers come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = {lib: lib_version(lib) for lib in LIBS if _available(lib)[0] and lib_version(lib)}
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "tapegrad"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip()
-    except OSError:
-        commit, dirty = "?", ""
+def machine() -> dict[str, Any]:
+    """Where the numbers come from: CPU, Python, versions, commit, load, gc settings."""
+    with open("/proc/cpuinfo") as f:  # Linux: where the suite runs
+        cpu = next((ln.split(":")[1].strip() for ln in f if ln.startswith("model name")), "?")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout
+
+    spec = importlib.util.find_spec("tapegrad")
+    modules = ["pyperf", "numpy", *dict.fromkeys(lib.module for lib in LIBS.values() if lib.module)]
+    dirty = (
+        " + uncommitted changes in tapegrad/" if git("status", "--porcelain", "tapegrad") else ""
+    )
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
         "platform": platform.platform(),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "versions": versions,
-        "tapegrad_commit": commit + (" + uncommitted changes in tapegrad/" if dirty else ""),
-        "load_avg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "versions": {m: version(m) for m in modules if importlib.util.find_spec(m)},
+        "commit": git("rev-parse", "--short", "HEAD").strip() + dirty,
+        "tapegrad_path": str(Path(spec.origin).parent) if spec and spec.origin else "-",
+        "load": list(os.getloadavg()),
+        "gc": f"on, thresholds {gc.get_threshold()}",
     }
+
+
+class Run:
+    """One run of the suite: its settings, the child processes, the results."""
+
+    def __init__(self, args: argparse.Namespace, cache: str) -> None:
+        self.args, self.mode = args, next((m for m in MODES if getattr(args, m, 0)), "normal")
+        self.st, self.hashes = MODES[self.mode], {bench.tapegrad_sources()}
+        self.env = {**os.environ, CACHE_ENV: cache}
+        self.data: dict[str, Any] = {"mode": self.mode, "machine": machine(), "cells": []}
+        self.data |= {"pairs": [], "started": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+    def child(self, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """``job`` in a fresh process (see :func:`child`)."""
+        res, err = spawn([sys.executable, __file__, "--child", json.dumps(job)], TIMEOUT, self.env)
+        self.hashes.add(res.get("tapegrad_sources") or next(iter(self.hashes)))
+        return res, err
+
+    def cell(self, cell: bench.Cell, pyperf_json: Path) -> None:
+        """Probe a cell, then time it with pyperf in as many processes as fit its budget."""
+        rec: dict[str, Any] = {"cell": cell, "ops": wl.n_ops(cell[0], cell[1])}
+        self.data["cells"].append(rec)
+        per_call = rec["ops"] // (cell[1] if wl.WORKLOADS[cell[0]].per_sample else 1)
+        if self.args.quick and LIBS[cell[2]].max_ops and per_call > QUICK_MAX_OPS:
+            rec["skip"] = f"{per_call:,} ops per call > {QUICK_MAX_OPS:,} (--quick cap)"
+        if why := rec.get("skip") or bench.skip_reason(cell, self.args.slow):
+            rec["skip"] = why
+            return
+        t0, name = time.time(), bench.name(cell)
+        print(f"{name}: probe", end=" ", flush=True)
+        job = {"job": "probe", "cell": name, "seconds": self.st["probe"]}
+        rec["probe"], rec["error"] = self.child(job)
+        if not rec["error"]:  # pyperf processes: as many as fit the budget, at least 3, or none
+            p, st = rec["probe"], self.st
+            each = 0.3 + p["import_s"] + p["setup_s"] + (1 + st["values"]) * max(p["call_s"], 0.1)
+            procs = int(min(st["processes"], max(3, st["budget"] // each)))
+            rec["processes"] = 1 if self.args.quick else procs if each <= 2 * st["budget"] else 0
+            print(f"{p['first_s']:.2f} s; pyperf: {rec['processes']} processes", end=" ")
+        if rec.get("processes"):
+            cmd = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--cell", name, "-q"]
+            cmd += ["-p", str(rec["processes"]), "-n", str(int(self.st["values"]))]
+            cmd += ["-l", "1", "-w", "1"] if self.args.quick else []
+            cmd += ["--append", str(pyperf_json), "--timeout", str(TIMEOUT)]
+            rec["error"] = spawn(cmd, TIMEOUT * (rec["processes"] + 2), self.env)[1]
+        print(f"{time.time() - t0:.1f} s {rec['error']}", flush=True)
+
+    def target(self, issue: int, text: str, subj_name: str, ref_name: str) -> None:
+        """Measure one target's ratio in pairs."""
+        subj, ref = bench.parse(subj_name), bench.parse(ref_name)
+        if self.args.quick:  # the quick sizes, ordered as the full ones
+            q, (a, b) = wl.WORKLOADS[subj[0]].quick, (subj[1], ref[1])
+            subj, ref = (subj[0], q[-(a >= b)], subj[2]), (ref[0], q[-(b >= a)], ref[2])
+        p: dict[str, Any] = {
+            "issue": issue,
+            "target": text,
+            "subject": subj,
+            "reference": ref,
+            "ratios": [],
+        }
+        p["limit"] = float(re.findall(r"[≤≥] ([\d.]+)x", text)[0])
+        p |= {"at_most": "≤" in text, "scale": wl.n_ops(*ref[:2]) / wl.n_ops(*subj[:2])}
+        p["how"] = how = "xproc" if "micrograd" in subj + ref else "inproc"
+        self.data["pairs"].append(p)
+        recs = {tuple(r["cell"]): r for r in self.data["cells"]}
+        if bad := [c for c in (subj, ref) if not recs.get(c, {}).get("probe") or recs[c]["error"]]:
+            why = recs.get(bad[0], {}).get("skip") or recs.get(bad[0], {}).get("error")
+            p["error"] = f"not measured: {bench.name(bad[0])}: {why or 'not selected'}"
+            return
+        print(f"pair: {text}", flush=True)
+        err = ""
+        for r in range(1 if self.args.quick else 3 if how == "xproc" else 2):
+            if how == "inproc":
+                job = {"job": "pair", "cell": bench.name(subj), "reference": bench.name(ref)}
+                res, err = self.child({**job, "seconds": 2 * self.st["pair"]})
+                p["ratios"] += res.get("ratios", [])
+                continue
+            t = {}
+            for side in (subj, ref) if r % 2 == 0 else (ref, subj):
+                res, err = self.child(
+                    {"job": "steps", "cell": bench.name(side), "seconds": self.st["pair"]}
+                )
+                t[side] = res.get("step_s", math.nan)
+            p["ratios"].append(t[subj] / t[ref])
+        p["error"] = err
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and budgets: a smoke run")
-    parser.add_argument("--slow", action="store_true", help="also run peers above MAX_OPS")
-    parser.add_argument(
-        "--processes", type=int, default=2, help="worker processes per cell (default 2)"
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    mode = ap.add_mutually_exclusive_group()
+    for m in ("quick", "fast", "rigorous"):
+        mode.add_argument(f"--{m}", action="store_true", help=f"settings: {MODES[m]}")
+    ap.add_argument("--only", default="", help=f"workloads: {','.join(wl.WORKLOADS)}")
+    ap.add_argument("--libs", default="", help=f"libraries: {','.join(LIBS)}")
+    ap.add_argument("--slow", action="store_true", help="lift the per-library size caps")
+    ap.add_argument(
+        "--out", type=Path, help="results prefix (default benchmarks/results/latest or quick)"
     )
-    parser.add_argument(
-        "--only", help=f"comma-separated subset of {[*WORKLOADS, 'prims', 'memory']}"
+    ap.add_argument(
+        "--md",
+        type=Path,
+        help="report (default docs/benchmarks.md; beside --out or --quick results)",
     )
-    parser.add_argument("--libs", help=f"comma-separated subset of {list(LIBS)}")
-    parser.add_argument(
-        "--results", type=Path, default=None, help="results JSON (default benchmarks/results/)"
-    )
-    parser.add_argument(
-        "--md", type=Path, default=ROOT / "docs" / "benchmarks.md", help="report path"
-    )
-    parser.add_argument("--no-report", action="store_true", help="write results only")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-
-    if args.worker:
-        print(json.dumps(_worker(json.loads(args.worker))))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
         return 0
-
-    import pyperf
-
+    out = args.out or ROOT / "benchmarks" / "results" / ("quick" if args.quick else "latest")
+    md = args.md or (
+        out.with_suffix(".md") if args.quick or args.out else ROOT / "docs" / "benchmarks.md"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.parent == ROOT / "benchmarks" / "results":
+        (out.parent / ".gitignore").write_text("*\n")
+    pyperf_json = out.with_suffix(".pyperf.json")
+    pyperf_json.unlink(missing_ok=True)
     t_start = time.time()
-    st = _settings(args.quick)
-    tasks = plan(args)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / ".gitignore").write_text("*\n")
-    name = "quick" if args.quick else "latest"
-    results_path = args.results or RESULTS / f"{name}.json"
-    suite: Any = None
-    results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for n, task in enumerate(tasks, 1):
-            keys = ("kind", "workload", "lib", "size", "reference", "ref_size")
-            label = "/".join(str(task.get(k)) for k in keys if task.get(k))
-            print(f"[{n}/{len(tasks)}] {label} (rep {task['rep'] + 1})", end=" ", flush=True)
-            task["pyperf_path"] = os.path.join(tmp, f"{n}.json")
-            t0 = time.time()
-            res = _run_worker(task, st["timeout"])
-            status = res.get("error") or res.get("unavailable") or "ok"
-            print(f"{time.time() - t0:.1f} s {status}", flush=True)
-            results.append(res)
-            if os.path.exists(task["pyperf_path"]):
-                part = pyperf.BenchmarkSuite.load(task["pyperf_path"])
-                if suite is None:
-                    suite = part
-                else:
-                    suite.add_runs(part)
-    data = {
-        "quick": args.quick,
-        "settings": {**st, "processes": 1 if args.quick else args.processes, "slow": args.slow},
-        "machine": machine_info(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t_start)),
-        "duration_seconds": time.time() - t_start,
-        "results": results,
-        "skipped": args.skipped,
-    }
-    results_path.write_text(json.dumps(data, indent=1))
-    if suite is not None:
-        suite.dump(str(results_path.with_suffix(".pyperf.json")), replace=True)
-    print(f"results: {results_path}")
-    if not args.no_report:
-        from benchmarks import report
-
-        md = args.md
-        if args.quick and md == ROOT / "docs" / "benchmarks.md":
-            md = RESULTS / "quick.md"  # a smoke run never overwrites the real report
-        report.write_report(data, md)
-        print(f"report: {md}")
-    print(f"took {time.time() - t_start:.0f} s")
+    with tempfile.TemporaryDirectory() as cache:
+        run = Run(args, cache)
+        for cell in bench.cells(bench.split(args.only), bench.split(args.libs), args.quick):
+            run.cell(cell, pyperf_json)
+        for target in TARGETS:
+            run.target(*target)
+        run.data["memory"] = {}
+        for lib, n in MEMORY.items():
+            if lib in (bench.split(args.libs) or LIBS) and not LIBS[lib].missing():
+                res, err = run.child({"job": "memory", "lib": lib, "n": 1000 if args.quick else n})
+                run.data["memory"][lib] = res or {"error": err}
+    run.hashes.add(bench.tapegrad_sources())
+    run.data |= {"tapegrad_sources": sorted(run.hashes), "duration_s": time.time() - t_start}
+    out.with_suffix(".json").write_text(json.dumps(run.data, indent=1))
+    report.write(run.data, pyperf_json, md)
+    print(f"results: {out}.json, {pyperf_json}; report: {md}; {time.time() - t_start:.0f} s")
     return 0
 
 

@@ -1,15 +1,17 @@
-"""The benchmarked functions, written once for every library.
+"""The table of workloads, and the functions they time, written once for every library.
 
-Each function here uses only Python arithmetic operators, ``sum`` and a
-``relu`` callable passed in, so the very same code runs on plain floats,
-tapegrad and micrograd ``Value``s, PyTorch scalar tensors, HIPS autograd boxes
-and JAX tracers. Only the wrapping differs between libraries, and that lives
-in :mod:`benchmarks.cases`.
+Each function uses only Python operators, ``sum`` and a ``relu`` callable that
+the library passes in, so the same code runs on floats, tapegrad and
+micrograd ``Value``s, PyTorch scalar tensors, autograd boxes, JAX tracers,
+CasADi ``SX`` and sympy symbols. :mod:`benchmarks.libs` only wraps inputs and
+asks for value and gradient the library's way.
 
->>> round(rosenbrock([1.3, 0.7, 0.8]), 9)
+>>> round(rosen(COEF, [1.3, 0.7, 0.8]), 9)
 107.8
 >>> round(chain(2.0, 2), 9)  # (2 * C + 2) * C + 2
 5.999994
+>>> [n_ops("mlp", 100), n_ops("rosen", 1000), n_ops("vmap", 10)]
+[65077, 8000, 720]
 """
 
 from __future__ import annotations
@@ -18,250 +20,174 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = [
-    "MLP_SIZES",
-    "ALPHA",
-    "CHAIN_C",
-    "moons",
-    "init_mlp",
-    "mlp_unflatten",
-    "mlp_forward",
-    "svm_loss",
-    "relu_float",
-    "rosenbrock",
-    "rosenbrock_grad_float",
-    "rosenbrock_point",
-    "chain",
-    "chain_steps",
-    "fan",
-    "fan_inputs",
-    "OpCounter",
-    "count_ops",
-]
+__all__ = ["WORKLOADS", "Workload", "COEF", "problem", "samples", "n_ops", "rosen", "chain"]
 
-# micrograd's demo: MLP(2, [16, 16, 1]) on 100 points of make_moons.
-MLP_SIZES: tuple[int, ...] = (2, 16, 16, 1)
-ALPHA = 1e-4  # L2 regularisation of the demo's loss
-
-# The chain multiplies by C and adds the input back: y <- y * C + x. With
-# C = 1 - 1e-6 neither values nor adjoints vanish or blow up at 10^6 ops, so
-# the reverse sweep cannot skip entries whose adjoint underflowed to 0.
+MLP_SIZES = (2, 16, 16, 1)  # micrograd's demo: MLP(2, [16, 16, 1])
+ALPHA = 1e-4  # the demo's L2 regularisation
+COEF = (1.0, 100.0)  # Rosenbrock's a and b
+VMAP_DIM = 10  # the vmap workload: Rosenbrock in 10 dimensions (9 terms)
+# y <- y * C + x: with C = 1 - 1e-6 neither values nor adjoints vanish at 10^6
+# ops, so no reverse sweep can skip entries whose adjoint underflowed.
 CHAIN_C = 1.0 - 1e-6
 
 
+@dataclass(frozen=True)
+class Workload:
+    """One row of the table of workloads: its sizes in the full and in the quick run."""
+
+    key: str
+    title: str
+    unit: str  # what the size counts
+    sizes: tuple[int, ...]
+    quick: tuple[int, ...]
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether times are reported per sample of a batch."""
+        return self.unit == "samples"
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.key: w
+    for w in (
+        Workload("mlp", "W1: micrograd's demo step, MLP(2, [16, 16, 1])", "points", (100,), (2,)),
+        Workload("rosen", "W2: value and gradient of Rosenbrock", "terms", (1000,), (12,)),
+        Workload(
+            "chain", "W3: a chain y <- y * C + x", "ops", (1000, 10**4, 10**5, 10**6), (100, 1000)
+        ),
+        Workload(
+            "vmap", "W4: batches of 10-d Rosenbrock", "samples", (1, 10, 100, 1000, 10**4), (1, 10)
+        ),
+    )
+}
+
+
 def relu_float(x: float) -> float:
-    """relu on a plain float, for the plain-Python reference."""
+    """relu on a float, for the plain-Python rows."""
     return x if x > 0.0 else 0.0
 
 
-def moons(
-    n: int = 100, noise: float = 0.1, seed: int = 1337
-) -> tuple[list[list[float]], list[float]]:
+def moons(n: int, noise: float = 0.1, seed: int = 1337) -> tuple[list[list[float]], list[float]]:
     """``sklearn.datasets.make_moons`` without sklearn: points and labels -1/+1."""
     rng = random.Random(seed)
-    n_out = n // 2
-    n_in = n - n_out
     xs: list[list[float]] = []
     ys: list[float] = []
-    for i in range(n_out):
-        t = math.pi * i / max(n_out - 1, 1)
-        xs.append([math.cos(t), math.sin(t)])
-        ys.append(-1.0)
-    for i in range(n_in):
-        t = math.pi * i / max(n_in - 1, 1)
-        xs.append([1.0 - math.cos(t), 1.0 - math.sin(t) - 0.5])
-        ys.append(1.0)
-    for row in xs:
-        row[0] += rng.gauss(0.0, noise)
-        row[1] += rng.gauss(0.0, noise)
+    for label, count in ((-1.0, n // 2), (1.0, n - n // 2)):
+        for i in range(count):
+            t = math.pi * i / max(count - 1, 1)
+            x, y = (math.cos(t), math.sin(t)) if label < 0 else (1 - math.cos(t), 0.5 - math.sin(t))
+            xs.append([x + rng.gauss(0.0, noise), y + rng.gauss(0.0, noise)])
+            ys.append(label)
     return xs, ys
 
 
-def init_mlp(sizes: Sequence[int] = MLP_SIZES, seed: int = 0) -> list[float]:
-    """Flat initial parameters, micrograd's init: w ~ U(-1, 1), b = 0.
-
-    Per neuron: its ``nin`` weights, then its bias.
-    """
+def init_mlp(seed: int = 0) -> list[float]:
+    """Flat parameters, micrograd's init (w ~ U(-1, 1), b = 0): per neuron, weights then bias."""
     rng = random.Random(seed)
     flat: list[float] = []
-    for nin, nout in itertools.pairwise(sizes):
+    for nin, nout in itertools.pairwise(MLP_SIZES):
         for _ in range(nout):
-            flat.extend(rng.uniform(-1.0, 1.0) for _ in range(nin))
-            flat.append(0.0)
+            flat += [rng.uniform(-1.0, 1.0) for _ in range(nin)] + [0.0]
     return flat
 
 
-def mlp_unflatten(
-    flat: Sequence[Any], sizes: Sequence[int] = MLP_SIZES
-) -> list[list[tuple[list[Any], Any]]]:
-    """Layers of neurons ``(weights, bias)`` from the flat parameter list."""
-    layers: list[list[tuple[list[Any], Any]]] = []
-    k = 0
-    for nin, nout in itertools.pairwise(sizes):
-        layer = []
-        for _ in range(nout):
-            layer.append((list(flat[k : k + nin]), flat[k + nin]))
-            k += nin + 1
-        layers.append(layer)
-    if k != len(flat):
-        raise ValueError(f"expected {k} parameters, got {len(flat)}")
-    return layers
-
-
-def neuron_sum(w: Sequence[Any], x: Sequence[Any], b: Any) -> Any:
-    """micrograd's ``Neuron``: ``sum((wi * xi for ...), b)``."""
-    return sum((wi * xi for wi, xi in zip(w, x)), b)
-
-
-def mlp_forward(
-    layers: list[list[tuple[list[Any], Any]]],
-    x: Sequence[Any],
-    relu: Callable[[Any], Any],
-    neuron: Callable[[Sequence[Any], Sequence[Any], Any], Any] = neuron_sum,
+def mlp_loss(
+    params: Sequence[Any], xs: Sequence[Sequence[Any]], ys: Sequence[float], relu: Any
 ) -> Any:
-    """micrograd's ``MLP.__call__``: relu hidden layers, a linear last layer."""
-    last = len(layers) - 1
-    for li, layer in enumerate(layers):
-        out = []
-        for w, b in layer:
-            act = neuron(w, x, b)
-            out.append(act if li == last else relu(act))
-        x = out
-    return x[0]
+    """The demo's loss: mean max-margin loss of micrograd's MLP plus ``ALPHA * sum(p * p)``.
 
-
-def svm_loss(
-    layers: list[list[tuple[list[Any], Any]]],
-    params: Sequence[Any],
-    inputs: Sequence[Sequence[Any]],
-    labels: Sequence[float],
-    relu: Callable[[Any], Any],
-    neuron: Callable[[Sequence[Any], Sequence[Any], Any], Any] = neuron_sum,
-) -> Any:
-    """The demo's loss: mean max-margin (SVM) loss plus ``ALPHA * sum(p * p)``."""
-    scores = [mlp_forward(layers, x, relu, neuron) for x in inputs]
-    losses = [relu(1 + -yi * si) for yi, si in zip(labels, scores)]
-    data_loss = sum(losses) * (1.0 / len(losses))
-    reg_loss = ALPHA * sum(p * p for p in params)
-    return data_loss + reg_loss
-
-
-def rosenbrock(x: Sequence[Any]) -> Any:
-    """sum of 100 (x[i+1] - x[i]**2)**2 + (1 - x[i])**2, as a Python loop.
-
-    The same code as ``examples/scipy_rosenbrock.py``.
+    Neurons are micrograd's ``sum((wi * xi for ...), b)``; hidden layers use
+    relu, the last layer is linear.
     """
+    layers: list[list[tuple[Sequence[Any], Any]]] = []
+    k = 0
+    for nin, nout in itertools.pairwise(MLP_SIZES):
+        layers.append([])
+        for _ in range(nout):
+            layers[-1].append((params[k : k + nin], params[k + nin]))
+            k += nin + 1
+    scores = []
+    for x in xs:
+        for li, layer in enumerate(layers):
+            acts = [sum((wi * xi for wi, xi in zip(w, x)), b) for w, b in layer]
+            x = acts if li == len(layers) - 1 else [relu(a) for a in acts]
+        scores.append(x[0])
+    losses = [relu(1 + -yi * si) for yi, si in zip(ys, scores)]
+    return sum(losses) * (1.0 / len(losses)) + ALPHA * sum(p * p for p in params)
+
+
+def rosen(coef: Sequence[Any], x: Sequence[Any]) -> Any:
+    """sum of b (x[i+1] - x[i]**2)**2 + (a - x[i])**2 as a Python loop, as in the scipy example."""
+    a, b = coef[0], coef[1]
     total = 0.0
     for i in range(len(x) - 1):
-        total = total + 100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+        total = total + b * (x[i + 1] - x[i] ** 2) ** 2 + (a - x[i]) ** 2
     return total
 
 
-def rosenbrock_grad_float(x: Sequence[float]) -> tuple[float, list[float]]:
-    """Value and gradient of :func:`rosenbrock` on floats, derived by hand."""
-    n = len(x)
-    g = [0.0] * n
-    total = 0.0
-    for i in range(n - 1):
-        xi = x[i]
-        d = x[i + 1] - xi**2
-        e = 1.0 - xi
-        total = total + 100.0 * d**2 + e**2
-        g[i] += -400.0 * d * xi - 2.0 * e
-        g[i + 1] += 200.0 * d
-    return total, g
-
-
-def rosenbrock_point(n_terms: int) -> list[float]:
-    """The evaluation point: ``n_terms + 1`` values, the scipy example's pattern."""
-    base = [1.3, 0.7, 0.8, 1.9, 1.2]
-    return [base[i % 5] + 1e-3 * (i // 5) for i in range(n_terms + 1)]
-
-
-def chain_steps(n_ops: int) -> int:
-    """Steps of :func:`chain` that record ``n_ops`` operations (two per step)."""
-    return max(n_ops // 2, 1)
-
-
 def chain(x: Any, steps: int) -> Any:
-    """A chain ``2 * steps`` ops deep: ``y <- y * C + x``, starting from ``y = x``.
-
-    One op with a constant, one with the (fanned-out) input per step.
-    """
+    """A chain ``2 * steps`` ops deep, starting from ``y = x``: ``y <- y * C + x``."""
     y = x
-    c = CHAIN_C
     for _ in range(steps):
-        y = y * c + x
+        y = y * CHAIN_C + x
     return y
 
 
-def fan(x: Any, ws: Sequence[Any]) -> Any:
-    """Fan-out/fan-in: ``sum(x * w for w in ws)``, one input used ``len(ws)`` times."""
-    return sum(x * w for w in ws)
+def rosen_point(terms: int) -> list[float]:
+    """The W2 point: ``terms + 1`` values, the scipy example's pattern."""
+    return [(1.3, 0.7, 0.8, 1.9, 1.2)[i % 5] + 1e-3 * (i // 5) for i in range(terms + 1)]
 
 
-def fan_inputs(n: int, seed: int = 2) -> tuple[float, list[float]]:
-    """``x`` and the ``n`` weights of :func:`fan`."""
+def samples(batch: int, seed: int = 0) -> list[list[float]]:
+    """``batch`` points of the vmap workload, uniform in [-1.5, 1.5]^10."""
     rng = random.Random(seed)
-    return 1.5, [rng.uniform(-1.0, 1.0) for _ in range(n)]
+    return [[rng.uniform(-1.5, 1.5) for _ in range(VMAP_DIM)] for _ in range(batch)]
 
 
-class OpCounter:
-    """A float stand-in that counts the arithmetic ops and relus done on it.
+def problem(key: str, size: int, relu: Any) -> tuple[Callable[[Any], Any], list[float]]:
+    """``f(list of scalars) -> scalar`` and the point of a single-point workload."""
+    if key == "mlp":
+        xs, ys = moons(size)
+        return (lambda ps: mlp_loss(ps, xs, ys, relu)), init_mlp()
+    if key == "rosen":
+        return (lambda x: rosen(COEF, x)), rosen_point(size)
+    if key == "chain":
+        steps = max(size // 2, 1)
+        return (lambda x: chain(x[0], steps)), [0.5]
+    raise ValueError(f"{key!r} is not a single-point workload")
 
-    Running a workload on OpCounters tells how many primitive ops a tape
-    records for it (micrograd records a few more: it builds ``-``, ``/`` and
-    unary minus from ``+``, ``*`` and ``**``).
-    """
 
-    __slots__ = ("v",)
+class _Counter:
+    """A float stand-in that counts the ops done on it."""
+
     count = 0
 
     def __init__(self, v: float) -> None:
-        self.v = float(v)
+        self.v = v
 
-    @classmethod
-    def _op(cls, v: float) -> OpCounter:
-        cls.count += 1
-        return cls(v)
+    def _op(self, other: Any, fn: Callable[[float, float], float]) -> _Counter:
+        _Counter.count += 1
+        return _Counter(fn(self.v, other.v if isinstance(other, _Counter) else other))
 
-    @staticmethod
-    def _val(o: Any) -> float:
-        return o.v if isinstance(o, OpCounter) else float(o)
-
-    def __add__(self, o: Any) -> OpCounter:
-        return self._op(self.v + self._val(o))
-
-    def __radd__(self, o: Any) -> OpCounter:
-        return self._op(self._val(o) + self.v)
-
-    def __sub__(self, o: Any) -> OpCounter:
-        return self._op(self.v - self._val(o))
-
-    def __rsub__(self, o: Any) -> OpCounter:
-        return self._op(self._val(o) - self.v)
-
-    def __mul__(self, o: Any) -> OpCounter:
-        return self._op(self.v * self._val(o))
-
-    def __rmul__(self, o: Any) -> OpCounter:
-        return self._op(self._val(o) * self.v)
-
-    def __pow__(self, o: Any) -> OpCounter:
-        return self._op(self.v ** self._val(o))
-
-    def __neg__(self) -> OpCounter:
-        return self._op(-self.v)
-
-    def relu(self) -> OpCounter:
-        """Counted relu."""
-        return self._op(relu_float(self.v))
+    __add__ = __radd__ = lambda s, o: s._op(o, lambda a, b: a + b)
+    __mul__ = __rmul__ = lambda s, o: s._op(o, lambda a, b: a * b)
+    __sub__ = lambda s, o: s._op(o, lambda a, b: a - b)
+    __rsub__ = lambda s, o: s._op(o, lambda a, b: b - a)
+    __pow__ = lambda s, o: s._op(o, lambda a, b: a**b)
+    __neg__ = lambda s: s._op(0.0, lambda a, _: -a)
+    relu = lambda s: s._op(0.0, lambda a, _: relu_float(a))
 
 
-def count_ops(fn: Callable[[Callable[[float], OpCounter]], Any]) -> int:
-    """Ops recorded by ``fn(wrap)``, where ``wrap`` turns a float into a counted scalar."""
-    OpCounter.count = 0
-    fn(OpCounter)
-    return OpCounter.count
+def n_ops(key: str, size: int) -> int:
+    """Primitive ops one call records (counted on a float stand-in, not estimated)."""
+    if key == "vmap":
+        return size * n_ops("rosen", VMAP_DIM - 1)
+    if key == "chain":  # two ops a step; counting 10^6 would take a second
+        return 2 * max(size // 2, 1)
+    f, x0 = problem(key, size, _Counter.relu)
+    _Counter.count = 0
+    f([_Counter(v) for v in x0])
+    return _Counter.count
