@@ -12,6 +12,7 @@ from tapegrad import math
 from tapegrad.checking import check_grads
 from tapegrad.engine import Value, Var
 from tapegrad.extend import primitive
+from tapegrad.programs import GuardError, Program, jit, trace, vmap
 from tapegrad.transforms import (
     grad,
     hessian,
@@ -43,5 +44,10 @@ __all__ = [
     "primitive",
     "check_grads",
     "draw_dot",
+    "trace",
+    "jit",
+    "vmap",
+    "Program",
+    "GuardError",
 ]
 __version__ = "0.1.0"

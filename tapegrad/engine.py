@@ -17,7 +17,7 @@ This module re-exports what the rest of tapegrad (and its users' tests) use.
 
 from __future__ import annotations
 
-from tapegrad._fastpaths import Node, Value, Var, apply
+from tapegrad._fastpaths import Node, Value, Var, apply, node_at
 from tapegrad.context import current_stack, pop_tape, push_tape
 from tapegrad.handle import is_real
 from tapegrad.sweeps import backward, sweep_floats, sweep_forward, sweep_objects
@@ -35,6 +35,7 @@ __all__ = [
     "INPUT",
     "CONT",
     "apply",
+    "node_at",
     "backward",
     "current_stack",
     "push_tape",

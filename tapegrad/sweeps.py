@@ -40,21 +40,30 @@ def sweep_floats(tape: Tape, adj: list[float], start: int) -> None:
 def sweep_objects(tape: Tape, adj: list[Any], start: int) -> None:
     """The reverse sweep where partials or adjoints may be Vars of an outer tape.
 
-    ``None`` marks "no adjoint yet"; a float 0.0 is skipped like None.
+    ``None`` marks "no adjoint yet"; a float 0.0 is skipped like None. A
+    product with a float 1.0 (the seed, the partials of ``+``) is not formed:
+    on an outer tape it would be an op that changes nothing.
     """
     in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
     for k in range(start, 0, -1):
         g = adj[k]
-        if g is None or (g.__class__ is float and not g):
+        if g is None:
             continue
+        unit = g.__class__ is float
+        if unit:
+            if not g:
+                continue
+            unit = g == 1.0
         i = in1[k]
         if i:
-            c = p1[k] * g
+            p = p1[k]
+            c = p if unit else g if p.__class__ is float and p == 1.0 else p * g
             a = adj[i]
             adj[i] = c if a is None else a + c
         j = in2[k]
         if j:
-            c = p2[k] * g
+            p = p2[k]
+            c = p if unit else g if p.__class__ is float and p == 1.0 else p * g
             a = adj[j]
             adj[j] = c if a is None else a + c
 

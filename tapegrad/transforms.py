@@ -43,16 +43,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, SupportsIndex, TypeVar, overload
 
-from tapegrad.engine import (
-    INPUT,
-    Node,
-    Tape,
-    Var,
-    pop_tape,
-    push_tape,
-    sweep_forward,
-    sweep_objects,
-)
+from tapegrad._fastpaths import Node, Var, node_at
+from tapegrad.context import pop_tape, push_tape
 from tapegrad.pytree import (
     TreeDef,
     describe,
@@ -62,6 +54,8 @@ from tapegrad.pytree import (
     tree_map,
     unflatten,
 )
+from tapegrad.sweeps import sweep_forward, sweep_objects
+from tapegrad.tape import INPUT, Tape
 
 __all__ = [
     "grad",
@@ -166,17 +160,8 @@ def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
     """Vars of ``tape`` standing for input scalars (entries without inputs)."""
     # A float, or (inside an outer transform) an outer Var: Any on purpose.
     values: list[Any] = [x if isinstance(x, Var) else float(x) for x in leaves]
-    first = len(tape)
-    tape.push_markers(INPUT, values)
-    wrapped: list[Var] = []
-    for k, value in enumerate(values, first):
-        v: Node = Node()
-        v.data = value
-        v._tape = tape
-        v._index = k
-        v._keep = None
-        wrapped.append(v)
-    return wrapped
+    first = tape.push_markers(INPUT, values)
+    return [node_at(tape, k, value) for k, value in enumerate(values, first)]
 
 
 def _unwrap(tape: Tape, x: Any) -> Any:

@@ -54,7 +54,17 @@ from typing import Any
 from tapegrad.engine import CONT, IMPORT, INPUT, LEAF, NULL, Tape, Var
 from tapegrad.handle import concrete
 
-__all__ = ["GraphNode", "graph", "Listing", "listing", "to_dot", "DotGraph", "draw_dot", "render"]
+__all__ = [
+    "GraphNode",
+    "graph",
+    "Listing",
+    "listing",
+    "to_dot",
+    "DotGraph",
+    "draw_dot",
+    "render",
+    "dot_string",
+]
 
 _INFIX = {"+", "-", "*", "/", "**"}
 _PLAIN = re.compile(r"[\w.\[\]']+")  # labels written as they are in expressions
@@ -323,8 +333,8 @@ def listing(v: Var, precision: int = 4) -> Listing:
 # ---------------------------------------------------------------------------
 
 
-def _quote(text: str) -> str:
-    """A DOT double-quoted string."""
+def dot_string(text: str) -> str:
+    """``text`` as a DOT double-quoted string (quotes, backslashes, newlines escaped)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
@@ -346,7 +356,7 @@ def _body(nodes: Sequence[GraphNode], precision: int) -> list[str]:
         # The record label keeps its backslash escapes: only quotes are escaped.
         lines.append(f'n{n.id} [label="{record.replace(chr(34), chr(92) + chr(34))}" shape=record]')
         if not n.is_leaf:
-            lines.append(f"n{n.id}op [label={_quote(n.symbol)}]")
+            lines.append(f"n{n.id}op [label={dot_string(n.symbol)}]")
             lines.append(f"n{n.id}op -> n{n.id}")
             for i in n.inputs:
                 if i is not None:

@@ -1,0 +1,179 @@
+"""``jit``: a function replayed as generated straight-line Python, guarded.
+
+On the first call for a given *signature* (the structure of the arguments,
+and every leaf that is not a float: ints, bools, strings, arrays' shapes),
+``jit(f)`` traces ``f`` (:mod:`tapegrad.programs.recording`), turns the trace
+into Python source with one statement per op (:mod:`tapegrad.programs.pysource`),
+compiles it, and returns what the traced call computed. Later calls with
+that signature run the compiled program and check its guards. A failed guard
+means ``f`` takes another branch at these arguments: ``f`` is traced again,
+and that branch is kept too (each signature keeps a list of branches, and
+the cache as a whole holds at most ``max_cache`` programs, least recently
+used out first). The answer is never computed down the wrong branch.
+
+When replay is not the right tool, ``f`` itself is called (eagerly), so the
+result is always ``f``'s:
+
+* a program that raises (a domain error, a division by zero) or returns a
+  non-finite value: ``f`` is called, and raises (or returns) what it would;
+* arguments that are Vars (``grad(jit(f))``, or ``jit(f)(v)``): replaying
+  floats would drop their derivatives, so ``f`` runs on the Vars;
+* a trace that compared a NaN (its guards say nothing) or that holds a Var
+  ``f`` closed over (a model's parameter, which may change): not kept.
+
+Replay is only valid for a function whose ops depend on nothing but its
+arguments: Python side effects, randomness, and loop counts taken from
+globals are frozen at trace time (docs/programs.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, ParamSpec, TypeVar
+
+from tapegrad.handle import Handle
+from tapegrad.programs.program import Program
+from tapegrad.programs.pysource import GuardFailed
+from tapegrad.programs.recording import is_input, trace_call
+from tapegrad.pytree import flatten, unflatten
+
+__all__ = ["jit", "trace", "signature", "Cache"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def trace(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Program:
+    """The :class:`Program` that ``f`` records at ``args``.
+
+    Float leaves of the arguments are the program's inputs (each comparison
+    of a value computed from them is a guard); other leaves are fixed.
+    Transforms inside ``f`` are recorded with their sweeps, so a traced
+    ``value_and_grad(g)`` computes the gradient as ordinary ops.
+
+    >>> import tapegrad as tg
+    >>> prog = tg.trace(tg.grad(lambda x: x * x * x), 2.0)
+    >>> print(prog)  # the forward x * x, then the reverse sweep's ops
+    %1 = input
+    %2 = mul %1 %1
+    %3 = mul %1 %1
+    %4 = add %2 %3
+    %5 = mul %1 %1
+    %6 = add %4 %5
+    return %6
+    >>> prog(3.0)  # 3 x**2 at 3
+    27.0
+    """
+    if not callable(f):
+        raise TypeError(f"trace: f must be callable, got {type(f).__name__} {f!r}")
+    return Program(trace_call(f, args, kwargs))
+
+
+def signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable | None, list[Any]]:
+    """(What a program is specialised to, the program's inputs) at these arguments.
+
+    The signature is the structure of the arguments and every leaf that is not
+    a float (its type and value); None when a leaf is unhashable or a Var
+    (whose derivative a replay would drop). The inputs are the float leaves.
+    """
+    leaves, tree = flatten((args, kwargs), "jit: argument", static=True)
+    kinds = set(map(type, leaves))  # one C-level pass: all floats is the common case
+    if kinds <= {float}:
+        return (tree,), leaves
+    if any(issubclass(kind, Handle) for kind in kinds):
+        return None, []
+    fixed = tuple(
+        ("float",) if is_input(leaf) else (type(leaf), _hashable(leaf)) for leaf in leaves
+    )
+    key = (tree, fixed)
+    try:
+        hash(key)
+    except TypeError:  # e.g. an unhashable object among the arguments
+        return None, []
+    return key, [float(leaf) for leaf in leaves if is_input(leaf)]
+
+
+def _hashable(leaf: Any) -> Any:
+    return leaf.item() if hasattr(leaf, "item") and hasattr(leaf, "dtype") else leaf
+
+
+class Cache:
+    """Programs by signature, each signature a list of branches; LRU over all programs."""
+
+    def __init__(self, max_programs: int) -> None:
+        self.max_programs = max_programs
+        self.branches: OrderedDict[Hashable, list[Program]] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable) -> list[Program]:
+        with self.lock:
+            found = self.branches.get(key)
+            if found is None:
+                return []
+            self.branches.move_to_end(key)
+            return list(found)
+
+    def add(self, key: Hashable, program: Program) -> None:
+        with self.lock:
+            self.branches.setdefault(key, []).insert(0, program)
+            self.branches.move_to_end(key)
+            self.size += 1
+            while self.size > self.max_programs:
+                oldest = next(iter(self.branches))
+                dropped = self.branches[oldest].pop()
+                self.size -= 1
+                if not self.branches[oldest]:
+                    del self.branches[oldest]
+                del dropped
+
+
+def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
+    """``f`` replayed from recorded programs: same results, a fraction of the time.
+
+    See the module docstring for when it traces, replays, or calls ``f``.
+
+    >>> import tapegrad as tg
+    >>> def rosen(x):
+    ...     return sum(100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2
+    ...                for i in range(len(x) - 1))
+    >>> fast = tg.jit(tg.value_and_grad(rosen))
+    >>> fast([1.0, 2.0]) == tg.value_and_grad(rosen)([1.0, 2.0])
+    True
+    >>> fast([0.5, 0.5])  # the same program, replayed
+    (6.5, [-51.0, 50.0])
+    """
+    if not callable(f):
+        raise TypeError(f"jit: f must be callable, got {type(f).__name__} {f!r}")
+    if not isinstance(max_cache, int) or isinstance(max_cache, bool) or max_cache < 1:
+        raise ValueError(f"jit: max_cache must be a positive int, got {max_cache!r}")
+    cache = Cache(max_cache)
+
+    @functools.wraps(f)
+    def jitted(*args: P.args, **kwargs: P.kwargs) -> R:
+        key, inputs = signature(args, kwargs)
+        if key is None:  # Vars among the arguments, or an unhashable leaf
+            return f(*args, **kwargs)
+        for program in cache.get(key):
+            try:
+                flat = program.run(inputs)
+            except GuardFailed:
+                continue  # another branch of f
+            except Exception:  # an error f raises too, with its own message
+                return f(*args, **kwargs)
+            if not program.finite(flat):
+                return f(*args, **kwargs)
+            result: R = unflatten(program.out_tree, flat)
+            return result
+        traced = trace_call(f, args, kwargs)
+        program = Program(traced)
+        if not (program.compared_nan or program.captures_vars):
+            cache.add(key, program)
+        out: R = traced.result
+        return out
+
+    jitted.cache = cache  # type: ignore[attr-defined]
+    return jitted

@@ -1,0 +1,210 @@
+"""The :class:`Program`: a traced function as a straight-line program with guards.
+
+>>> import tapegrad as tg
+>>> def f(x, y):
+...     z = x * y + 2.0
+...     return tg.math.tanh(z) if z > 0 else -z
+>>> prog = tg.trace(f, 0.5, 3.0)
+>>> print(prog)
+%1 = input
+%2 = input
+%3 = mul %1 %2
+%4 = add %3 2.0
+guard %4 > 0.0 (True)
+%5 = tanh %4
+return %5
+>>> len(prog), prog(1.0, 1.0) == f(1.0, 1.0)
+(3, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from tapegrad.programs.pysource import GuardFailed, python_source
+from tapegrad.programs.recording import Const, Operand, Traced, is_input, numbered
+from tapegrad.pytree import flatten, structure_difference, unflatten
+from tapegrad.viz import dot_string
+
+__all__ = ["Program", "GuardError"]
+
+
+class GuardError(ValueError):
+    """A program was called where a comparison recorded in it goes the other way."""
+
+
+class Program:
+    """What a function recorded at some arguments: its ops, guards, inputs and outputs.
+
+    ``str(prog)`` lists it one op per line (``%7 = mul %3 %5``), ``len(prog)``
+    counts its ops, :meth:`to_dot` draws it, :attr:`source` is the Python the
+    program runs as, and ``prog(*args)`` runs it on new arguments of the same
+    structure (raising :class:`GuardError` where a guard fails). Float leaves
+    of the arguments are its inputs; every other leaf is fixed in it.
+
+    >>> import tapegrad as tg
+    >>> prog = tg.trace(lambda x, n: x ** n if x > 0 else 0.0, 2.0, 3)
+    >>> print(prog)
+    %1 = input
+    guard %1 > 0.0 (True)
+    %2 = pow %1 3.0
+    return %2
+    >>> prog(1.5, 3), len(prog)
+    (3.375, 1)
+    >>> try:
+    ...     prog(-1.0, 3)
+    ... except tg.GuardError as e:
+    ...     print(str(e)[:55])
+    program: guard %1 > 0.0 was True when traced and is not
+    """
+
+    def __init__(self, traced: Traced) -> None:
+        self.steps, self.guards, self.outputs, self.captures_vars = numbered(traced)
+        self.in_tree = traced.in_tree
+        self.out_tree = traced.out_tree
+        # Where the inputs sit among the flat arguments, and the fixed leaves.
+        self.positions = [k for k, leaf in enumerate(traced.leaves) if is_input(leaf)]
+        self.fixed = {k: leaf for k, leaf in enumerate(traced.leaves) if not is_input(leaf)}
+        self.n_inputs = len(self.positions)
+        # A program that compared a NaN, or holds a Var it closed over, is not
+        # replayed for new arguments (see tapegrad.programs.jit).
+        self.compared_nan = traced.recorder.compared_nan
+        self._run: Callable[[Sequence[float]], list[Any]] | None = None
+        self._arrays: dict[tuple[int, frozenset[int]], Callable[..., Any]] = {}
+        # The outputs computed at replay (not constants): floats, checked by finite().
+        computed = [k for k, o in enumerate(self.outputs) if not isinstance(o, Const)]
+        self._no_computed = not computed
+        every = len(computed) == len(self.outputs)
+        self._computed = None if every or not computed else itemgetter(*computed)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __repr__(self) -> str:
+        return f"<Program: {self.n_inputs} inputs, {len(self)} ops, {len(self.guards)} guards>"
+
+    def __str__(self) -> str:
+        lines = ["%" + f"{n} = input" for n in range(1, self.n_inputs + 1)]
+        checks: dict[int, list[str]] = {}
+        for g in self.guards:
+            text = f"guard {_name(g.a)} {g.op} {_name(g.b)} ({g.outcome})"
+            checks.setdefault(g.after, []).append(text)
+        for position, step in enumerate(self.steps):
+            lines += checks.get(position, [])
+            args = " ".join(_name(a) for a in step.args)
+            lines.append(f"%{step.out} = {step.rule.name} {args}")
+        lines += checks.get(len(self.steps), [])
+        lines.append("return " + ", ".join(_name(o) for o in self.outputs))
+        return "\n".join(lines)
+
+    @property
+    def source(self) -> str:
+        """The Python source the program runs as (``program(inputs) -> outputs``)."""
+        return python_source(self.n_inputs, self.steps, self.guards, self.outputs).text
+
+    def to_dot(self) -> str:
+        """Graphviz DOT source of the program: inputs, ops, constants, outputs."""
+        lines = ["digraph program {", "\tgraph [rankdir=LR]", "\tnode [shape=box]"]
+        for n in range(1, self.n_inputs + 1):
+            lines.append(f"\tv{n} [label={dot_string(f'%{n} input')} shape=ellipse]")
+        constants = 0
+        for step in self.steps:
+            label = dot_string(f"%{step.out} {step.rule.name}")
+            lines.append(f"\tv{step.out} [label={label}]")
+            for a in step.args:
+                if isinstance(a, Const):
+                    constants += 1
+                    text = dot_string(_name(a))
+                    lines.append(f"\tc{constants} [label={text} shape=plaintext]")
+                    lines.append(f"\tc{constants} -> v{step.out}")
+                else:
+                    lines.append(f"\tv{a} -> v{step.out}")
+        for n, o in enumerate(self.outputs):
+            lines.append(f"\tout{n} [label={dot_string(f'output {n}')} shape=ellipse]")
+            if not isinstance(o, Const):
+                lines.append(f"\tv{o} -> out{n}")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def run(self, inputs: Sequence[float]) -> list[Any]:
+        """The flat outputs at ``inputs`` (floats, in order); ``GuardFailed`` if a guard fails."""
+        if self._run is None:
+            self._run = python_source(
+                self.n_inputs, self.steps, self.guards, self.outputs
+            ).compile()
+        return self._run(inputs)
+
+    def array_function(self, xp: Any, batched: frozenset[int]) -> Callable[..., Any]:
+        """The program over columns of a batch (the array dialect; see pysource)."""
+        key = (id(xp), batched)
+        found = self._arrays.get(key)
+        if found is None:
+            source = python_source(
+                self.n_inputs, self.steps, self.guards, self.outputs, batched=set(batched)
+            )
+            found = self._arrays[key] = source.compile(xp)
+        return found
+
+    def finite(self, flat: list[Any]) -> bool:
+        """Whether the computed outputs of a replay are finite (one C-level sum).
+
+        A sum of finite floats can overflow to inf: then the call is simply
+        left to the eager path, which gives the same finite results.
+        """
+        if self._no_computed:
+            return True
+        values = flat if self._computed is None else self._computed(flat)
+        total = sum(values) if isinstance(values, list | tuple) else values
+        return bool(total - total == 0.0)
+
+    def inputs_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[float] | None:
+        """The program's inputs at these arguments, or None if they do not fit it.
+
+        They fit when they have the structure traced and the same fixed
+        (non-float) leaves.
+        """
+        leaves, tree = flatten((args, kwargs), "program: argument", static=True)
+        if tree != self.in_tree:
+            return None
+        for k, leaf in self.fixed.items():
+            if not _same(leaf, leaves[k]):
+                return None
+        try:
+            return [float(leaves[k]) for k in self.positions]
+        except (TypeError, ValueError):  # a Var, or a non-float where a float was traced
+            return None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the program on new arguments of the structure it was traced with."""
+        inputs = self.inputs_of(args, kwargs)
+        if inputs is None:
+            _, tree = flatten((args, kwargs), "program: argument", static=True)
+            why = structure_difference(self.in_tree, tree) or "a fixed (non-float) leaf differs"
+            raise ValueError(f"program: these arguments do not fit the traced ones: {why}")
+        try:
+            flat = self.run(inputs)
+        except GuardFailed as failed:
+            g = self.guards[failed.index]
+            raise GuardError(
+                f"program: guard {_name(g.a)} {g.op} {_name(g.b)} was {g.outcome} when traced "
+                "and is not at these arguments: trace again (tapegrad.jit does)"
+            ) from None
+        return unflatten(self.out_tree, flat)
+
+
+def _name(o: Operand) -> str:
+    if isinstance(o, Const):
+        return repr(o.value) if isinstance(o.value, float) else f"<{type(o.value).__name__}>"
+    return f"%{o}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two fixed leaves are the same: equal and of the same type (1 is not 1.0)."""
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays: ambiguous truth value
+        return a is b

@@ -1,0 +1,221 @@
+"""Tracing: a function run on a tracing tape, and the :class:`Program` it leaves.
+
+:func:`trace_call` opens a tape one level up (as a transform does) whose
+``trace`` is a :class:`Recorder`. Every op on that tape goes through the
+generic record (a tracing tape's ``writer`` is 0, so the fast paths step
+aside), which hands the recorder each op with its constant operands; every
+comparison of a Var of that tape hands it a *guard*: the comparison and its
+outcome, as ADOL-C and CppAD record comparison outcomes to detect branch
+switches. Transforms run inside ``f`` open tapes above the tracing one, and
+their backward sweeps compute on the tracing tape's Vars: a traced
+``value_and_grad(g)`` holds its reverse sweep as ordinary ops.
+
+Kinks inside primitives (relu, abs, min, max) are not guards: the rule table
+writes every value-dependent choice as a primitive (``step``, ``sign`` ...),
+which the program computes as the rule does.
+
+The program is then pruned to what its outputs and guards need, and its
+values renumbered ``%1 ...`` (inputs first) in execution order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tapegrad._fastpaths import node_at
+from tapegrad.context import pop_tape, push_tape
+from tapegrad.handle import Handle
+from tapegrad.pytree import TreeDef, flatten, unflatten
+from tapegrad.rules import Rule
+from tapegrad.tape import INPUT, Tape
+
+__all__ = ["Const", "Operand", "Step", "Guard", "Recorder", "Traced", "trace_call", "is_input"]
+
+
+@dataclass(frozen=True)
+class Const:
+    """A constant operand of a program (a float, or a Var the function closed over)."""
+
+    value: Any
+
+
+Operand = int | Const  # an int n stands for the value %n
+
+
+@dataclass(frozen=True)
+class Step:
+    """One op of a program: ``%out = rule(args)``."""
+
+    out: int
+    rule: Rule
+    args: tuple[Operand, ...]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A comparison made while tracing: ``a <op> b`` gave ``outcome``.
+
+    It is checked once the first ``after`` steps have run.
+    """
+
+    after: int
+    op: str
+    a: Operand
+    b: Operand
+    outcome: bool
+
+
+class Recorder:
+    """What a tracing tape records beside its entries: ops with constants, and guards."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[int, Rule, tuple[Any, ...]]] = []  # (tape index, rule, operands)
+        self.guards: list[tuple[int, str, Any, Any, bool]] = []
+        self.captures_vars = False  # a Var of another tape entered as a constant
+        self.compared_nan = False  # a comparison saw a NaN: its outcome says nothing
+
+    def record(self, index: int, rule: Rule, operands: list[Any]) -> None:
+        """An op of the tracing tape: ints are indices there, anything else a constant."""
+        if any(isinstance(o, Handle) for o in operands):
+            self.captures_vars = True
+        self.ops.append((index, rule, tuple(operands)))
+
+    def guard(self, op: str, x: Any, y: Any, outcome: bool, tape: Tape) -> None:
+        """A comparison of a Var of ``tape`` (the tracing tape) with ``y``."""
+        refs: list[Any] = []  # a tape index, or a constant
+        for v in (x, y):
+            if isinstance(v, Handle):
+                if v._tape is tape:
+                    refs.append(v._index)
+                    v = v.data
+                else:  # a Var of another tape: its value is fixed in the program
+                    self.captures_vars = True
+                    refs.append(v)
+                    continue
+            else:
+                v = float(v)
+                refs.append(v)
+            if v != v:
+                self.compared_nan = True
+        self.guards.append((len(self.ops), op, refs[0], refs[1], outcome))
+
+
+def is_input(leaf: Any) -> bool:
+    """Whether a leaf of a traced function's arguments is an input of the program.
+
+    Floats (and numpy floats, and the elements of float arrays) are inputs;
+    ints, bools and everything else are static: part of what a program is
+    specialised to, like JAX's static arguments. A float that only selects a
+    branch is still an input: its comparisons become guards.
+    """
+    cls = leaf.__class__
+    if cls is float:
+        return True
+    np_floating = _numpy_floating()
+    return np_floating is not None and isinstance(leaf, np_floating)
+
+
+def _numpy_floating() -> Any:
+    import sys
+
+    np = sys.modules.get("numpy")
+    return None if np is None else np.floating
+
+
+@dataclass
+class Traced:
+    """One traced call: the tape, where its inputs and outputs are, and the result."""
+
+    tape: Tape
+    recorder: Recorder
+    in_tree: TreeDef
+    leaves: list[Any]  # the flat arguments (inputs and static leaves)
+    input_index: list[int]  # tape index of each input, in leaf order
+    out_tree: TreeDef
+    out_leaves: list[Any]  # Vars of the tape, numbers, or captured Vars
+    result: Any  # what f returned, its Vars replaced by their values
+
+
+def trace_call(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Traced:
+    """Call ``f(*args, **kwargs)`` on a tracing tape with its float leaves as inputs."""
+    leaves, in_tree = flatten((args, kwargs), "trace: argument", static=True)
+    recorder = Recorder()
+    tape, token = push_tape(recorder)
+    try:
+        positions = [k for k, leaf in enumerate(leaves) if is_input(leaf)]
+        values = [float(leaves[k]) for k in positions]
+        first = tape.push_markers(INPUT, values)
+        wrapped = list(leaves)
+        for n, k in enumerate(positions):
+            wrapped[k] = node_at(tape, first + n, values[n])
+        new_args, new_kwargs = unflatten(in_tree, wrapped)
+        out = f(*new_args, **new_kwargs)
+    finally:
+        pop_tape(tape, token)
+    out_leaves, out_tree = flatten(out, "trace: output of f", static=True)
+    result = unflatten(out_tree, [_value_outside(tape, x) for x in out_leaves])
+    index = list(range(first, first + len(positions)))
+    return Traced(tape, recorder, in_tree, leaves, index, out_tree, out_leaves, result)
+
+
+def _value_outside(tape: Tape, x: Any) -> Any:
+    """An output leaf as the caller of ``f`` sees it: the tape's Vars become values."""
+    if isinstance(x, Handle) and x._tape is tape:
+        return x.data
+    return x
+
+
+def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ...], bool]:
+    """The traced ops pruned to what outputs and guards need, numbered ``%1 ...``.
+
+    Returns (steps, guards, outputs, captures_vars).
+    """
+    tape, rec = traced.tape, traced.recorder
+    captures = rec.captures_vars
+    outputs_raw: list[int | Const] = []  # a tape index, or a constant returned as is
+    for x in traced.out_leaves:
+        if isinstance(x, Handle) and x._tape is tape:
+            outputs_raw.append(x._index)
+            continue
+        captures = captures or isinstance(x, Handle)
+        outputs_raw.append(Const(x))
+
+    # Mark what the outputs and guards need, from the last op back.
+    needed = {o for o in outputs_raw if o.__class__ is int}
+    for _, _, a, b, _ in rec.guards:
+        needed.update(o for o in (a, b) if o.__class__ is int)
+    for index, _, operands in reversed(rec.ops):
+        if index in needed:
+            needed.update(o for o in operands if o.__class__ is int)
+
+    numbers = {k: n for n, k in enumerate(traced.input_index, start=1)}
+
+    def ref(o: Any) -> Operand:
+        if o.__class__ is int:
+            return numbers[o]
+        return o if isinstance(o, Const) else Const(o)
+
+    steps: list[Step] = []
+    guards: list[Guard] = []
+    pending = sorted(rec.guards, key=lambda g: g[0])
+    g = 0
+    for position, (index, rule, operands) in enumerate(rec.ops):
+        while g < len(pending) and pending[g][0] <= position:
+            _, op, a, b, outcome = pending[g]
+            guards.append(Guard(len(steps), op, ref(a), ref(b), outcome))
+            g += 1
+        if index not in needed:
+            continue
+        numbers[index] = len(numbers) + 1
+        steps.append(Step(numbers[index], rule, tuple(ref(o) for o in operands)))
+    for _, op, a, b, outcome in pending[g:]:
+        guards.append(Guard(len(steps), op, ref(a), ref(b), outcome))
+    return steps, guards, tuple(ref(o) for o in outputs_raw), captures
+
+
+def literal(value: float) -> str:
+    """A float as Python source, or '' when it has no literal (inf, nan)."""
+    return repr(value) if math.isfinite(value) else ""
