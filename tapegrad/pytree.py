@@ -33,6 +33,7 @@ Point(x=5.0, y=6.0)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,12 @@ SCALAR = TreeDef("scalar")
 _FLOAT = {float}
 
 
+@functools.lru_cache(maxsize=256)
+def _float_list(n: int) -> TreeDef:
+    """The structure of a list of n scalars, made (and hashed) once per length."""
+    return TreeDef("list", (SCALAR,) * n, (), n)
+
+
 def _is_numpy_bool(x: object) -> bool:
     np = sys.modules.get("numpy")
     return np is not None and isinstance(x, np.bool_)
@@ -154,32 +161,42 @@ def _dataclass_fields(obj: Any, what: str) -> tuple[str, ...]:
     return tuple(f.name for f in fields)
 
 
-def flatten(tree: Any, what: str = "argument", static: bool = False) -> tuple[list[Any], TreeDef]:
+def flatten(
+    tree: Any, what: str = "argument", static: bool = False, kinds: set[type] | None = None
+) -> tuple[list[Any], TreeDef]:
     """Scalars of ``tree`` in order, and its structure.
 
     Raises ``TypeError`` naming ``what`` for anything that is not a pytree of
     real numbers (a str, a complex number, None ...); with ``static=True``
     such an object is kept in the structure instead (kind ``"static"``, the
     object in ``keys``, no scalars), as :func:`tapegrad.jit` keeps its
-    non-numeric arguments and results.
+    non-numeric arguments and results. ``kinds``, when given, receives the
+    type of every scalar (jit tells all-float arguments apart this way, in
+    the same pass).
     """
     leaves: list[Any] = []
-    return leaves, _flatten(tree, leaves, what, static)
+    found: set[type] = set() if kinds is None else kinds
+    return leaves, _flatten(tree, leaves, what, static, found)
 
 
-def _flatten(tree: Any, leaves: list[Any], what: str, static: bool = False) -> TreeDef:
+def _flatten(tree: Any, leaves: list[Any], what: str, static: bool, kinds: set[type]) -> TreeDef:
     cls = tree.__class__
     if cls is float or cls is Var or cls is Node:  # exact types first: the ABC check
         leaves.append(tree)  # behind is_scalar costs ~0.5 us per scalar
+        kinds.add(cls)
         return SCALAR
-    if cls is list and set(map(type, tree)) == _FLOAT:  # a list of floats, in one C pass
-        leaves.extend(tree)
-        return TreeDef("list", (SCALAR,) * len(tree), (), len(tree))
+    if cls is list:
+        types = set(map(type, tree))  # one C-level pass
+        if types == _FLOAT:  # a list of floats
+            leaves.extend(tree)
+            kinds.add(float)
+            return _float_list(len(tree))
     if is_scalar(tree):
         leaves.append(tree)
+        kinds.add(cls)
         return SCALAR
     if isinstance(tree, (list, tuple)):
-        children = tuple(_flatten(t, leaves, what, static) for t in tree)
+        children = tuple(_flatten(t, leaves, what, static, kinds) for t in tree)
         size = sum(c.size for c in children)
         if isinstance(tree, list):
             return TreeDef("list", children, (), size)
@@ -188,7 +205,7 @@ def _flatten(tree: Any, leaves: list[Any], what: str, static: bool = False) -> T
         return TreeDef("tuple", children, (), size)
     if isinstance(tree, dict):
         keys = _sort_keys(tree)
-        children = tuple(_flatten(tree[k], leaves, what, static) for k in keys)
+        children = tuple(_flatten(tree[k], leaves, what, static, kinds) for k in keys)
         return TreeDef("dict", children, keys, sum(c.size for c in children))
     if _is_array(tree) and (not static or _numeric_array(tree)):
         if tree.dtype.kind not in "fiubO":
@@ -197,10 +214,11 @@ def _flatten(tree: Any, leaves: list[Any], what: str, static: bool = False) -> T
             if not is_scalar(x):
                 raise TypeError(f"{what}: array element {x!r} is not a real number")
             leaves.append(x)
+            kinds.add(x.__class__)
         return TreeDef("array", (), tuple(tree.shape), int(tree.size))
     if _is_dataclass_instance(tree):
         names = _dataclass_fields(tree, what)
-        children = tuple(_flatten(getattr(tree, n), leaves, what, static) for n in names)
+        children = tuple(_flatten(getattr(tree, n), leaves, what, static, kinds) for n in names)
         return TreeDef("dict", children, names, sum(c.size for c in children), cls)
     if static:
         return TreeDef("static", (), (tree,), 0)

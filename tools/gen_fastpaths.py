@@ -193,9 +193,9 @@ from tapegrad.context import ambient, get_ident
 from tapegrad.handle import Handle, is_real
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import merge_keeps
+from tapegrad.tape import Keep, Tape, merge_keeps
 
-__all__ = ["Var", "Value", "Node", "apply", "dot"]
+__all__ = ["Var", "Value", "Node", "apply", "node_at", "dot"]
 
 {rules}
 scaled_pow = _SCALED_POW.forward  # the slope of x ** c on floats (see tapegrad.rules)
@@ -253,10 +253,15 @@ def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
     The generic path of every operation (:func:`tapegrad.record.record`).
     """
     tape, k, out, keep = record(rule, args)
+    return node_at(tape, k, out, keep)
+
+
+def node_at(tape: Tape, index: int, value: Any, keep: Keep = None) -> Var:
+    """The Var of entry ``index`` of ``tape``, whose value is ``value``."""
     v = Node()
-    v.data = out
+    v.data = value
     v._tape = tape
-    v._index = k
+    v._index = index
     v._keep = keep
     return v
 
@@ -337,7 +342,7 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
         else:
             iy = -1
         if ix < 0 or iy < 0:  # hand over to the operator loop from the sum so far
-            acc = start if n == 0 else _node(tape, i_acc, value, keep)
+            acc = start if n == 0 else node_at(tape, i_acc, value, keep)
             return _dot_loop(xs[n:], ys[n:], acc)
         vx = x.data
         product = vx * vy
@@ -357,18 +362,9 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
         vals(value)
         i_acc = k + 1
         p_acc = 1.0
-    v = _node(tape, i_acc, value, keep)
+    v = node_at(tape, i_acc, value, keep)
     if i_acc >= tape.limit:  # a chunk may overrun its limit by one dot's entries
         tape.seal()
-    return v
-
-
-def _node(tape: Any, index: int, value: float, keep: Any) -> Var:
-    v = Node()
-    v.data = value
-    v._tape = tape
-    v._index = index
-    v._keep = keep
     return v
 
 

@@ -79,9 +79,9 @@ def signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable |
     a float (its type and value); None when a leaf is unhashable or a Var
     (whose derivative a replay would drop). The inputs are the float leaves.
     """
-    leaves, tree = flatten((args, kwargs), "jit: argument", static=True)
-    kinds = set(map(type, leaves))  # one C-level pass: all floats is the common case
-    if kinds <= {float}:
+    kinds: set[type] = set()
+    leaves, tree = flatten((args, kwargs), "jit: argument", static=True, kinds=kinds)
+    if kinds <= {float}:  # the common case
         return (tree,), leaves
     if any(issubclass(kind, Handle) for kind in kinds):
         return None, []
