@@ -56,19 +56,28 @@ class GuardFailed(Exception):
 
 @dataclass
 class Source:
-    """Generated source, and the names it refers to (constants, rule functions)."""
+    """Generated source (one text per function), and the names it refers to."""
 
-    text: str
+    parts: list[str]
     namespace: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def text(self) -> str:
+        """The whole source."""
+        return "".join(self.parts)
+
     def compile(self, xp: Any = None) -> Callable[..., Any]:
-        """The function ``program``; for the array dialect, with constants of namespace ``xp``."""
-        code = compile(self.text, "<tapegrad program>", "exec")
+        """The function ``program``; for the array dialect, with constants of namespace ``xp``.
+
+        Each function is compiled on its own: the syntax tree of a whole
+        10^6-op program at once would take gigabytes.
+        """
         namespace = {
             name: xp.asarray(value.value, dtype=xp.float64) if isinstance(value, _Scalar) else value
             for name, value in self.namespace.items()
         }
-        exec(code, namespace)
+        for part in self.parts:
+            exec(compile(part, "<tapegrad program>", "exec"), namespace)
         fn: Callable[..., Any] = namespace["program"]
         return fn
 
@@ -309,7 +318,7 @@ def python_source(
             lines.append(f"    ({names},) = inputs")
         lines += [f"    {line}" for line in body[0]]
         lines.append("    " + tail.format(", ".join(results)))
-        return Source("\n".join(lines) + "\n", writer.namespace)
+        return Source(["\n".join(lines) + "\n"], writer.namespace)
 
     # Several functions: values used outside the segment that defines them
     # (inputs, crossing values, outputs) live in the list S; so do the masks.
@@ -319,11 +328,11 @@ def python_source(
         if value not in slot and segments - {defined_in.get(value, -1)}:
             slot[value] = len(slot)
     params = "S, xp, elementwise" if arrays else "S"
-    lines = []
+    parts = []
     for seg, seg_body in enumerate(body):
         loads = sorted(v for v, s in used_in.items() if seg in s and defined_in.get(v, -1) != seg)
         stores = sorted(v for v in slot if defined_in.get(v, -2) == seg)
-        lines.append(f"def part{seg}({params}):")
+        lines = [f"def part{seg}({params}):"]
         if arrays:
             lines.append("    holds, bad = S[-2], S[-1]")
         lines += [f"    v{v} = S[{slot[v]}]" for v in loads]
@@ -332,7 +341,9 @@ def python_source(
         if arrays:
             lines.append("    S[-2], S[-1] = holds, bad")
         lines.append("    return None")
-    lines.append(head)
+        parts.append("\n".join(lines) + "\n")
+        body[seg] = []  # let the lines go as soon as they are joined
+    lines = [head]
     extra = " + [holds, bad]" if arrays else ""
     lines.append(f"    S = list(inputs) + [None] * {len(slot) - n_inputs}{extra}")
     lines += [f"    part{seg}({params})" for seg in range(len(body))]
@@ -340,7 +351,8 @@ def python_source(
     if arrays:
         lines.append("    holds, bad = S[-2], S[-1]")
     lines.append("    " + tail.format(", ".join(finals)))
-    return Source("\n".join(lines) + "\n", writer.namespace)
+    parts.append("\n".join(lines) + "\n")
+    return Source(parts, writer.namespace)
 
 
 def _root(writer: _Writer, value: int) -> int:
