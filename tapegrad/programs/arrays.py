@@ -29,15 +29,16 @@ _LOG_MAX = math.log(1.7976931348623157e308)  # math.exp overflows above this
 
 
 def _relu(xp: Any, x: Any) -> Any:
-    return xp.where((x > 0.0) | (x != x), x, 0.0 * x)
+    return xp.where((x > 0.0) | (x != x), x, xp.zeros_like(x))
 
 
 def _step(xp: Any, x: Any) -> Any:
-    return xp.where(x > 0.0, 1.0, 0.0) + 0.0 * x
+    return xp.where(x > 0.0, xp.ones_like(x), xp.zeros_like(x))
 
 
 def _sign(xp: Any, x: Any) -> Any:
-    return xp.where(x > 0.0, 1.0, xp.where(x < 0.0, -1.0, 0.0)) + 0.0 * x
+    ones = xp.ones_like(x)
+    return xp.where(x > 0.0, ones, xp.where(x < 0.0, -ones, xp.zeros_like(x)))
 
 
 def _is_integer(xp: Any, y: Any) -> Any:
@@ -63,35 +64,44 @@ def _maximum(xp: Any, x: Any, y: Any) -> Any:
     return xp.where((x != x) | (y != y), x + y, xp.maximum(x, y))
 
 
+def _tie_slope(xp: Any, wins: Any, x: Any, y: Any) -> Any:
+    """1 where ``wins``, 0.5 on a tie, else 0 (the slope of min or max)."""
+    zeros = xp.zeros_like(x + y)
+    return xp.where(wins, zeros + 1.0, xp.where(x == y, zeros + 0.5, zeros))
+
+
 def _min_dx(xp: Any, x: Any, y: Any) -> Any:
-    return xp.where(x < y, 1.0, xp.where(x == y, 0.5, 0.0)) + 0.0 * (x + y)
+    return _tie_slope(xp, x < y, x, y)
 
 
 def _max_dx(xp: Any, x: Any, y: Any) -> Any:
-    return xp.where(x > y, 1.0, xp.where(x == y, 0.5, 0.0)) + 0.0 * (x + y)
+    return _tie_slope(xp, x > y, x, y)
 
 
 def _edge_div(xp: Any, n: Any, d: Any) -> Any:
-    safe = xp.where(d != 0.0, d, 1.0)
-    edge = xp.where((n == 0.0) | (n != n), math.nan, xp.copysign(math.inf, n) * xp.copysign(1.0, d))
+    safe = xp.where(d != 0.0, d, xp.ones_like(d))
+    signed = xp.copysign(xp.full_like(n, math.inf), n) * xp.copysign(xp.ones_like(d), d)
+    edge = xp.where((n == 0.0) | (n != n), xp.full_like(signed, math.nan), signed)
     return xp.where(d != 0.0, n / safe, edge)
 
 
 def _div0(xp: Any, n: Any, d: Any) -> Any:
-    return xp.where(d != 0.0, n / xp.where(d != 0.0, d, 1.0), 0.0 * n)
+    quotient = n / xp.where(d != 0.0, d, xp.ones_like(d))
+    return xp.where(d != 0.0, quotient, xp.zeros_like(quotient))
 
 
 def _safe_log(xp: Any, x: Any) -> Any:
-    positive = xp.where(x > 0.0, x, 1.0)
-    return xp.where(x > 0.0, xp.log(positive), xp.where(x == 0.0, 0.0, math.nan))
+    logs = xp.log(xp.where(x > 0.0, x, xp.ones_like(x)))
+    below = xp.where(x == 0.0, xp.zeros_like(x), xp.full_like(x, math.nan))
+    return xp.where(x > 0.0, logs, below)
 
 
 def _scaled_pow(xp: Any, c: Any, x: Any, p: Any) -> Any:
     power = xp.pow(x, p)
     value = c * power
     value = xp.where(p == 1.0, c * x, value)
-    value = xp.where(p == 0.0, c + 0.0 * x, value)
-    return xp.where(c == 0.0, 0.0 * x, value)
+    value = xp.where(p == 0.0, c + xp.zeros_like(value), value)
+    return xp.where(c == 0.0, xp.zeros_like(value), value)
 
 
 def _sigmoid(xp: Any, x: Any) -> Any:
@@ -100,7 +110,7 @@ def _sigmoid(xp: Any, x: Any) -> Any:
 
 
 def _softplus(xp: Any, x: Any) -> Any:
-    return xp.maximum(x, 0.0 * x) + xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def _round(xp: Any, x: Any, ndigits: Any) -> Any:
@@ -110,8 +120,8 @@ def _round(xp: Any, x: Any, ndigits: Any) -> Any:
 
 
 def _cbrt(xp: Any, x: Any) -> Any:
-    y = xp.sign(x) * xp.pow(xp.abs(x), 1.0 / 3.0)
-    safe = xp.where(y != 0.0, y, 1.0)
+    y = xp.sign(x) * xp.pow(xp.abs(x), xp.full_like(x, 1.0 / 3.0))
+    safe = xp.where(y != 0.0, y, xp.ones_like(y))
     refined = y - (y * y * y - x) / (3.0 * safe * safe)  # one Newton step, as rules._cbrt
     return xp.where((y != 0.0) & xp.isfinite(x), refined, x)
 
@@ -139,7 +149,7 @@ ARRAY_FORMS: dict[str, Form] = {
     "relu":     _relu,
     "tanh":     lambda xp, x: xp.tanh(x),
     "exp":      lambda xp, x: xp.exp(x),
-    "exp2":     lambda xp, x: xp.pow(2.0, x),
+    "exp2":     lambda xp, x: xp.pow(xp.full_like(x, 2.0), x),
     "expm1":    lambda xp, x: xp.expm1(x),
     "log":      lambda xp, x: xp.log(x),
     "log2":     lambda xp, x: xp.log2(x),

@@ -186,7 +186,7 @@ class _Batch:
             if axis is None:
                 args.append(x)
             else:
-                row = _to_floats(self.xp, x[i])
+                row = _to_floats(self.xp, x[i, ...])
                 shape = tuple(int(d) for d in x.shape[1:])  # a 0-d sample is a float
                 args.append(np.asarray(row, dtype=np.float64).reshape(shape) if shape else row[0])
         return tuple(args), self.kwargs
