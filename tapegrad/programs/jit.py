@@ -171,6 +171,7 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
         traced = trace_call(f, args, kwargs)
         program = Program(traced)
         if not (program.compared_nan or program.captures_vars):
+            program.compile()  # the first call pays for all of it: trace, generate, compile
             cache.add(key, program)
         out: R = traced.result
         return out

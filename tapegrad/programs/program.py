@@ -128,13 +128,17 @@ class Program:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
+    def compile(self) -> Callable[[Sequence[float]], list[Any]]:
+        """Generate and compile the program's Python (once); returns ``program(inputs)``."""
+        if self._run is None:
+            source = python_source(self.n_inputs, self.steps, self.guards, self.outputs)
+            self._run = source.compile()
+        return self._run
+
     def run(self, inputs: Sequence[float]) -> list[Any]:
         """The flat outputs at ``inputs`` (floats, in order); ``GuardFailed`` if a guard fails."""
-        if self._run is None:
-            self._run = python_source(
-                self.n_inputs, self.steps, self.guards, self.outputs
-            ).compile()
-        return self._run(inputs)
+        run = self._run if self._run is not None else self.compile()
+        return run(inputs)
 
     def array_function(self, xp: Any, batched: frozenset[int]) -> Callable[..., Any]:
         """The program over columns of a batch (the array dialect; see pysource)."""
