@@ -16,12 +16,12 @@ from math import pow as power
 from typing import TYPE_CHECKING, Any
 
 from tapegrad.context import ambient, get_ident
-from tapegrad.handle import Handle, is_real
+from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
 from tapegrad.tape import Keep, Tape, merge_keeps
 
-__all__ = ["Var", "Value", "Node", "apply", "node_at", "dot"]
+__all__ = ["Var", "Value", "Node", "TracedNode", "apply", "node_at", "dot"]
 
 _ADD = RULES["add"]
 _DIV = RULES["div"]
@@ -892,9 +892,35 @@ class Node(Var):
         __init__ = object.__init__
 
 
+class TracedNode(Node):
+    """A Var of a tape that :func:`tapegrad.trace` records.
+
+    Reading its value (``.data``) is noted on the trace: a recorded program
+    replays ops, so a value read in Python and used as a number would be
+    replayed as the constant it was (``tapegrad.jit`` then keeps no program;
+    :func:`tapegrad.stop_gradient` is the recorded way to take a value).
+    """
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> float:
+        """The value, read at trace time (noted: see the class docstring)."""
+        tape = self._tape
+        if tape is not None and tape.trace is not None:
+            tape.trace.read_values = True
+        return value_of(self)  # type: ignore[no-any-return]
+
+    @data.setter
+    def data(self, value: float) -> None:
+        raise TypeError("the value of a traced Var cannot be set")
+
+
 Node.__name__ = Node.__qualname__ = "Var"
+TracedNode.__name__ = TracedNode.__qualname__ = "Var"
 Var._leaf_class = Var
 Value = Var
+_set_data = Handle.__dict__["data"].__set__
 
 
 def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
@@ -908,8 +934,8 @@ def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
 
 def node_at(tape: Tape, index: int, value: Any, keep: Keep = None) -> Var:
     """The Var of entry ``index`` of ``tape``, whose value is ``value``."""
-    v = Node()
-    v.data = value
+    v = Node() if tape.trace is None else TracedNode()
+    _set_data(v, value)
     v._tape = tape
     v._index = index
     v._keep = keep

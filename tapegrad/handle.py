@@ -59,14 +59,19 @@ def is_real(x: object) -> bool:
 
 
 def value_of(x: Any) -> Any:
-    """The value of a Var (``data``: a float, or an outer Var) or of a real number."""
-    return x.data if isinstance(x, Handle) else float(x)
+    """The value of a Var (``data``: a float, or an outer Var) or of a real number.
+
+    The engine reads values through here, never through ``.data``: reading
+    ``.data`` of a Var that :func:`tapegrad.trace` records is noted (the
+    program would replay the value read, not the ops behind it).
+    """
+    return _data(x) if isinstance(x, Handle) else float(x)
 
 
 def concrete(x: Any) -> float:
     """The float behind ``x``: a real number, or a Var's value at the innermost level."""
     while isinstance(x, Handle):
-        x = x.data
+        x = _data(x)
     return float(x)
 
 
@@ -93,8 +98,8 @@ def compare(op: str, x: Any, y: Any) -> bool:
     comparison of values is itself a comparison of Vars one level down: it
     recurses until it reaches floats, recording on each tracing tape it meets.
     """
-    vx = x.data if isinstance(x, Handle) else x
-    vy = y.data if isinstance(y, Handle) else y
+    vx = _data(x) if isinstance(x, Handle) else x
+    vy = _data(y) if isinstance(y, Handle) else y
     outcome = bool(_COMPARE[op](vx, vy))
     for v in (x, y):
         if isinstance(v, Handle):
@@ -189,10 +194,10 @@ class Handle:
     def __repr__(self) -> str:
         label = self.label
         extra = f", label={label!r}" if label else ""
-        return f"Value(data={self.data}, grad={self.grad}{extra})"
+        return f"Value(data={_data(self)}, grad={self.grad}{extra})"
 
     def __format__(self, spec: str) -> str:
-        return format(self.data, spec) if spec else repr(self)
+        return format(_data(self), spec) if spec else repr(self)
 
     # -- conversions: refused, they would drop the derivative -------------
 
@@ -515,6 +520,8 @@ class Handle:
         sweeps.backward(self)
 
 
+# The slot behind Var.data, read directly (a traced Var's ``data`` is a property).
+_data: Callable[[Handle], Any] = Handle.__dict__["data"].__get__
 _POW = RULES["pow"]
 _FLOORDIV = RULES["floordiv"]
 _MOD = RULES["mod"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from tapegrad.context import current_stack, get_ident
-from tapegrad.handle import Handle, is_real
+from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.rules import Rule, call
 from tapegrad.tape import CONT, Keep, Tape, keep_of, merge_keeps
 
@@ -92,7 +92,7 @@ def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
         if isinstance(a, Handle):
             t = a._tape
             if t is tape or (level == 0 and (t is None or t.level == 0)):
-                values.append(a.data)
+                values.append(value_of(a))
                 live.append(True)
                 continue
             if t is not None and t.level == level:

@@ -324,6 +324,8 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("copysign", "copysign", math.copysign,    (lambda x, y, out: sign(x) * copysign(1.0, y), _zero)),
     # fmod(x, y) = x - n y with n the integer quotient truncated: (x - out) / y, rounded.
     Rule("fmod",    "fmod",  math.fmod,            (lambda x, y, out: 1.0,         lambda x, y, out: -round_((x - out) / y, 0.0))),
+    # stop_gradient of a traced Var: its value, as a constant of every tape above.
+    Rule("stop",    "stop",  lambda x: x,          (_zero,)),
     # The vocabulary of the partials above: value-dependent choices as primitives.
     Rule("step",    "step",  _step,                (_zero,)),
     Rule("sign",    "sign",  _sign,                (_zero,)),

@@ -63,6 +63,7 @@ __all__ = [
     "programs",
     "primitive_test",
     "MAX_MAGNITUDE",
+    "UNCHECKABLE",
 ]
 
 # Every value of a generated program, at every point check_grads visits, is
@@ -291,6 +292,11 @@ BUILTIN_OPS: dict[str, OpSpec] = {s.name: s for s in [
     _builtin("scaled_pow", [_R, _POS, _R], lambda c, x, p: x - _EDGE, ("fn",)),
 ]}
 # fmt: on
+
+# Every rule but ``stop`` (stop_gradient's op inside trace): its value moves
+# with its input while its derivative is 0 by design, so no finite
+# difference can check it; tests/test_rules.py checks it by hand.
+UNCHECKABLE = frozenset({"stop"})
 
 
 # Style "op" of pow and abs: the operator / builtin, not tapegrad.math's function.

@@ -43,8 +43,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, SupportsIndex, TypeVar, overload
 
-from tapegrad._fastpaths import Node, Var, node_at
+from tapegrad._fastpaths import Node, TracedNode, Var, apply, node_at
 from tapegrad.context import pop_tape, push_tape
+from tapegrad.handle import value_of
 from tapegrad.pytree import (
     TreeDef,
     describe,
@@ -54,6 +55,7 @@ from tapegrad.pytree import (
     tree_map,
     unflatten,
 )
+from tapegrad.rules import RULES
 from tapegrad.sweeps import sweep_forward, sweep_objects
 from tapegrad.tape import INPUT, Tape
 
@@ -537,7 +539,11 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
 
 
 def _constant(x: Any) -> Any:
-    return x.data if isinstance(x, Var) else float(x)
+    if isinstance(x, Var):
+        # A Var that trace() records becomes a recorded op (stop), so that a
+        # program replays its value for new inputs instead of freezing it.
+        return apply(_STOP, (x,)) if x.__class__ is TracedNode else value_of(x)
+    return float(x)
 
 
 @overload
@@ -550,7 +556,9 @@ def stop_gradient(x: Any) -> Any:
     A Var becomes its ``data``: a float for a Var of level 0 or of a single
     transform, the outer Var inside nested transforms (so outer transforms
     still see it). Other scalars become floats, and containers keep their
-    structure (arrays of Vars become arrays of values).
+    structure (arrays of Vars become arrays of values). Inside
+    :func:`tapegrad.trace` (and so ``jit`` and ``vmap``) a traced Var becomes
+    a recorded ``stop`` op instead, whose value a program recomputes.
 
     >>> import tapegrad as tg
     >>> tg.grad(lambda x: x * stop_gradient(x))(3.0)  # d/dx (x * c) = c
@@ -558,7 +566,10 @@ def stop_gradient(x: Any) -> Any:
     """
     cls = x.__class__
     if cls is Node or cls is Var:  # the common case, without a pytree walk
-        return x.data
+        return value_of(x)
     if cls is float:
         return x
     return tree_map(_constant, x, "stop_gradient")
+
+
+_STOP = RULES["stop"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from tapegrad._fastpaths import node_at
 from tapegrad.context import pop_tape, push_tape
-from tapegrad.handle import Handle
+from tapegrad.handle import Handle, value_of
 from tapegrad.pytree import TreeDef, flatten, unflatten
 from tapegrad.rules import Rule
 from tapegrad.tape import INPUT, Tape
@@ -76,6 +76,7 @@ class Recorder:
         self.guards: list[tuple[int, str, Any, Any, bool]] = []
         self.captures_vars = False  # a Var of another tape entered as a constant
         self.compared_nan = False  # a comparison saw a NaN: its outcome says nothing
+        self.read_values = False  # f read a traced Var's .data: a value, not ops
 
     def record(self, index: int, rule: Rule, operands: list[Any]) -> None:
         """An op of the tracing tape: ints are indices there, anything else a constant."""
@@ -90,7 +91,7 @@ class Recorder:
             if isinstance(v, Handle):
                 if v._tape is tape:
                     refs.append(v._index)
-                    v = v.data
+                    v = value_of(v)
                 else:  # a Var of another tape: its value is fixed in the program
                     self.captures_vars = True
                     refs.append(v)
@@ -164,7 +165,7 @@ def trace_call(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
 def _value_outside(tape: Tape, x: Any) -> Any:
     """An output leaf as the caller of ``f`` sees it: the tape's Vars become values."""
     if isinstance(x, Handle) and x._tape is tape:
-        return x.data
+        return value_of(x)
     return x
 
 
