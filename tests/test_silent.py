@@ -54,6 +54,7 @@ from tapegrad import Var
 from tapegrad import math as tm
 from tapegrad.rules import RULES
 from tapegrad.rules import call as apply_rule
+from tapegrad.testing import UNCHECKABLE
 
 # The three ways out that a refused float conversion must name.
 WAYS_OUT = ("tapegrad.math", ".data", "stop_gradient")
@@ -485,7 +486,7 @@ def audit_rule(name: str) -> list[str]:
         pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[name]))
         if name in KNOWN_WRONG
         else name
-        for name in sorted(RULES)
+        for name in sorted(set(RULES) - UNCHECKABLE)
     ],
 )
 def test_derivatives_at_extreme_inputs_are_finite_where_the_truth_is(name: str) -> None:
@@ -495,13 +496,13 @@ def test_derivatives_at_extreme_inputs_are_finite_where_the_truth_is(name: str) 
 
 
 def test_every_rule_has_an_audit_reference() -> None:
-    assert set(UNARY_REFERENCE) | set(NARY_REFERENCE) == set(RULES)
+    assert set(UNARY_REFERENCE) | set(NARY_REFERENCE) == set(RULES) - UNCHECKABLE
 
 
 def test_the_audit_reference_is_right_where_floats_suffice() -> None:
     # The reference against tapegrad at ordinary points, where nothing over- or
     # underflows: a wrong closed form here would make the audit meaningless.
-    for name in sorted(RULES):
+    for name in sorted(set(RULES) - UNCHECKABLE):
         rule = RULES[name]
         args = _ORDINARY.get(name, (0.7, -1.3, 0.4)[: rule.arity])
         g_true, h_true = reference_derivatives(name, args)
