@@ -63,13 +63,13 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
+                a = self.data
+                b = other.data
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                a = self.data
-                b = other.data
                 out = a + b
                 pa = 1.0
                 pb = 1.0
@@ -90,12 +90,12 @@ class Var(Handle):
                 return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
+                a = self.data
+                b = other.data
                 reg = self._reg
                 i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
                 j = other._index
                 keep = other._keep
-                a = self.data
-                b = other.data
                 out = a + b
                 pa = 1.0
                 pb = 1.0
@@ -116,12 +116,12 @@ class Var(Handle):
                 return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
+                a = self.data
+                b = other.data
                 i = self._index
                 reg = other._reg
                 j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
                 keep = self._keep
-                a = self.data
-                b = other.data
                 out = a + b
                 pa = 1.0
                 pb = 1.0
@@ -141,12 +141,12 @@ class Var(Handle):
                     tape.seal()
                 return v
             elif tape is None:
+                a = self.data
+                b = other.data
                 tape = ambient()
                 i = tape.index_of(self)
                 j = tape.index_of(other)
                 keep = None
-                a = self.data
-                b = other.data
                 out = a + b
                 pa = 1.0
                 pb = 1.0
@@ -167,10 +167,10 @@ class Var(Handle):
                 return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
+                i = self._index
+                keep = self._keep
                 out = a + c
                 pa = 1.0
                 k = len(tape.in1)
@@ -198,10 +198,10 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
+                i = self._index
+                keep = self._keep
                 out = c + a
                 pa = 1.0
                 k = len(tape.in1)
@@ -229,13 +229,13 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
+                a = self.data
+                b = other.data
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                a = self.data
-                b = other.data
                 out = a - b
                 pa = 1.0
                 pb = -1.0
@@ -256,12 +256,12 @@ class Var(Handle):
                 return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
+                a = self.data
+                b = other.data
                 reg = self._reg
                 i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
                 j = other._index
                 keep = other._keep
-                a = self.data
-                b = other.data
                 out = a - b
                 pa = 1.0
                 pb = -1.0
@@ -282,12 +282,12 @@ class Var(Handle):
                 return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
+                a = self.data
+                b = other.data
                 i = self._index
                 reg = other._reg
                 j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
                 keep = self._keep
-                a = self.data
-                b = other.data
                 out = a - b
                 pa = 1.0
                 pb = -1.0
@@ -307,12 +307,12 @@ class Var(Handle):
                     tape.seal()
                 return v
             elif tape is None:
+                a = self.data
+                b = other.data
                 tape = ambient()
                 i = tape.index_of(self)
                 j = tape.index_of(other)
                 keep = None
-                a = self.data
-                b = other.data
                 out = a - b
                 pa = 1.0
                 pb = -1.0
@@ -333,10 +333,10 @@ class Var(Handle):
                 return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
+                i = self._index
+                keep = self._keep
                 out = a - c
                 pa = 1.0
                 k = len(tape.in1)
@@ -364,10 +364,10 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
+                i = self._index
+                keep = self._keep
                 out = c - a
                 pa = -1.0
                 k = len(tape.in1)
@@ -395,13 +395,13 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
+                a = self.data
+                b = other.data
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                a = self.data
-                b = other.data
                 out = a * b
                 pa = b
                 pb = a
@@ -422,12 +422,12 @@ class Var(Handle):
                 return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
+                a = self.data
+                b = other.data
                 reg = self._reg
                 i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
                 j = other._index
                 keep = other._keep
-                a = self.data
-                b = other.data
                 out = a * b
                 pa = b
                 pb = a
@@ -448,12 +448,12 @@ class Var(Handle):
                 return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
+                a = self.data
+                b = other.data
                 i = self._index
                 reg = other._reg
                 j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
                 keep = self._keep
-                a = self.data
-                b = other.data
                 out = a * b
                 pa = b
                 pb = a
@@ -473,12 +473,12 @@ class Var(Handle):
                     tape.seal()
                 return v
             elif tape is None:
+                a = self.data
+                b = other.data
                 tape = ambient()
                 i = tape.index_of(self)
                 j = tape.index_of(other)
                 keep = None
-                a = self.data
-                b = other.data
                 out = a * b
                 pa = b
                 pb = a
@@ -499,10 +499,10 @@ class Var(Handle):
                 return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
+                i = self._index
+                keep = self._keep
                 out = a * c
                 pa = c
                 k = len(tape.in1)
@@ -530,10 +530,10 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
+                i = self._index
+                keep = self._keep
                 out = c * a
                 pa = c
                 k = len(tape.in1)
@@ -561,14 +561,14 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
-                i = self._index
-                j = other._index
-                keep = self._keep
-                if other._keep is not keep:
-                    keep = merge_keeps(keep, other._keep)
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    i = self._index
+                    j = other._index
+                    keep = self._keep
+                    if other._keep is not keep:
+                        keep = merge_keeps(keep, other._keep)
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
@@ -589,13 +589,13 @@ class Var(Handle):
                     return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
-                reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
-                j = other._index
-                keep = other._keep
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    reg = self._reg
+                    i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
+                    j = other._index
+                    keep = other._keep
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
@@ -616,13 +616,17 @@ class Var(Handle):
                     return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
-                i = self._index
-                reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
-                keep = self._keep
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    i = self._index
+                    reg = other._reg
+                    j = (
+                        reg[1]
+                        if reg is not None and reg[0] is tape.serial
+                        else tape.index_of(other)
+                    )
+                    keep = self._keep
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
@@ -642,13 +646,13 @@ class Var(Handle):
                         tape.seal()
                     return v
             elif tape is None:
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    j = tape.index_of(other)
+                    keep = None
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
@@ -669,11 +673,11 @@ class Var(Handle):
                     return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 if c != 0.0:
+                    i = self._index
+                    keep = self._keep
                     out = a / c
                     pa = 1.0 / c
                     k = len(tape.in1)
@@ -701,11 +705,11 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 if a.__class__ is float and a != 0.0:
+                    i = self._index
+                    keep = self._keep
                     out = c / a
                     pa = -out / a
                     k = len(tape.in1)
@@ -733,11 +737,11 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 if a.__class__ is float and (a > 0.0 or (a < 0.0 and c.is_integer())):
+                    i = self._index
+                    keep = self._keep
                     try:
                         if c == 2.0:
                             out = a * a
@@ -770,9 +774,9 @@ class Var(Handle):
         """neg(self), with a fast path for intermediates; see RULES['neg']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
+            a = self.data
             i = self._index
             keep = self._keep
-            a = self.data
             out = -a
             pa = -1.0
             k = len(tape.in1)
@@ -796,10 +800,10 @@ class Var(Handle):
         """relu(self), with a fast path for intermediates; see RULES['relu']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             if a.__class__ is float and a == a:
+                i = self._index
+                keep = self._keep
                 out = a if a > 0.0 else 0.0
                 pa = 1.0 if a > 0.0 else 0.0
                 k = len(tape.in1)
@@ -823,10 +827,10 @@ class Var(Handle):
         """tanh(self), with a fast path for intermediates; see RULES['tanh']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             if a.__class__ is float:
+                i = self._index
+                keep = self._keep
                 out = tanh(a)
                 pa = 1.0 - out * out
                 k = len(tape.in1)
@@ -850,10 +854,10 @@ class Var(Handle):
         """exp(self), with a fast path for intermediates; see RULES['exp']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             if a.__class__ is float and a < 700.0:
+                i = self._index
+                keep = self._keep
                 out = exp(a)
                 pa = out
                 k = len(tape.in1)
@@ -973,9 +977,10 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
     serial = tape.serial
     cls = start.__class__
     keep: Any = None
+    pending: Any = None  # a leaf start: registered at the first add, as the loop's `+` does
     if cls is Var:
-        reg = start._reg
-        i_acc = reg[1] if reg is not None and reg[0] is serial else tape.index_of(start)
+        pending = start
+        i_acc = -1
         p_acc = 1.0
         value = start.data
     elif cls is Node and start._tape is tape:
@@ -991,57 +996,68 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
         return _dot_loop(xs, ys, start)
     rules, in1, in2 = tape.rules.append, tape.in1.append, tape.in2.append
     p1, p2, vals = tape.p1.append, tape.p2.append, tape.vals.append
+    limit = tape.limit
     for n in range(len(xs)):
         x = xs[n]
         y = ys[n]
-        cls = x.__class__
-        if cls is Var:
-            reg = x._reg
-            ix = reg[1] if reg is not None and reg[0] is serial else tape.index_of(x)
-        elif cls is Node and x._tape is tape:
-            ix = x._index
-            if x._keep is not None:
-                keep = merge_keeps(keep, x._keep)
-        else:
-            ix = -1
-        cls = y.__class__
-        if cls is Node and y._tape is tape:
-            iy = y._index
-            vy = y.data
-            py = x.data
-            if y._keep is not None:
-                keep = merge_keeps(keep, y._keep)
-        elif cls is float:
-            iy = 0
-            vy = y
-            py = 0.0
-        else:
-            iy = -1
-        if ix < 0 or iy < 0:  # hand over to the operator loop from the sum so far
+        cls_x = x.__class__
+        cls_y = y.__class__
+        x_node = cls_x is Node and x._tape is tape
+        y_node = cls_y is Node and y._tape is tape
+        if not (cls_x is Var or x_node) or not (y_node or cls_y is float or cls_y is int):
+            # hand over to the operator loop from the sum so far
             acc = start if n == 0 else node_at(tape, i_acc, value, keep)
             return _dot_loop(xs[n:], ys[n:], acc)
+        if x_node:
+            ix = x._index
+            keep_term = x._keep
+        else:
+            reg = x._reg
+            ix = reg[1] if reg is not None and reg[0] is serial else tape.index_of(x)
+            keep_term = None
         vx = x.data
+        if y_node:
+            iy = y._index
+            vy = y.data
+            py = vx
+            if y._keep is not None:
+                keep_term = merge_keeps(keep_term, y._keep)
+        else:
+            iy = 0
+            vy = y if cls_y is float else float(y)
+            py = 0.0
         product = vx * vy
-        k = len(tape.in1)
-        rules(_MUL)  # the entry of x * y (a float's index is 0)
+        k = k_mul = len(tape.in1)
+        rules(_MUL)  # the entry of x * y (a number's index is 0)
         in1(ix)
         in2(iy)
         p1(vy)
         p2(py)
         vals(product)
+        if k >= limit:  # the loop seals here: the rest starts on a new chunk
+            tape.seal()
+            term = node_at(tape, k, product, keep_term)
+            acc = start if n == 0 else node_at(tape, i_acc, value, keep)
+            return _dot_loop(xs[n + 1 :], ys[n + 1 :], acc + term)
+        if pending is not None:
+            reg = pending._reg
+            i_acc = reg[1] if reg is not None and reg[0] is serial else tape.index_of(pending)
+            pending = None
+        keep = merge_keeps(keep, keep_term) if keep_term is not None else keep
         value = value + product
+        k = len(tape.in1)
         rules(_ADD)  # the entry of acc + (x * y)
         in1(i_acc)
-        in2(k)
+        in2(k_mul)
         p1(p_acc)
         p2(1.0)
         vals(value)
-        i_acc = k + 1
+        i_acc = k
         p_acc = 1.0
-    v = node_at(tape, i_acc, value, keep)
-    if i_acc >= tape.limit:  # a chunk may overrun its limit by one dot's entries
-        tape.seal()
-    return v
+        if k >= limit:
+            tape.seal()
+            return _dot_loop(xs[n + 1 :], ys[n + 1 :], node_at(tape, k, value, keep))
+    return node_at(tape, i_acc, value, keep)
 
 
 def _dot_loop(xs: Sequence[Any], ys: Sequence[Any], start: Any) -> Any:

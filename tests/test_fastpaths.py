@@ -49,7 +49,7 @@ import tapegrad.tape as tape_module
 from tapegrad.context import current_stack
 from tapegrad.handle import Handle
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import LEAF, LOCK, Tape
+from tapegrad.tape import LOCK, Tape
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_PATH = ROOT / "tools" / "gen_fastpaths.py"
@@ -475,88 +475,14 @@ def _differences(fast: Outcome, generic: Outcome) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------
-# Known differences: strict xfails that fail on any other difference
-# ---------------------------------------------------------------------------
-
-
-class KnownDifference(Exception):
-    """Raised only when two outcomes differ in exactly the known way."""
-
-
-@dataclass(frozen=True)
-class Known:
-    """A discrepancy found by these tests: what differs, and a check of exactly that."""
-
-    reason: str
-    matches: Callable[[Outcome, Outcome], bool]
-
-
-def assert_same_record(fast: Outcome, generic: Outcome, known: Known | None = None) -> None:
-    """Equal outcomes; a case marked ``known`` raises KnownDifference (its strict xfail)."""
-    if fast != generic and known is not None and known.matches(fast, generic):
-        raise KnownDifference(known.reason + "\n" + _differences(fast, generic))
+def assert_same_record(fast: Outcome, generic: Outcome) -> None:
+    """Equal outcomes, or a message listing every difference."""
     assert fast == generic, "the fast path and apply() differ:\n" + _differences(fast, generic)
 
 
-def _param(*values: Any, label: str, known: Known | None = None) -> Any:
-    """A case; a known difference makes it a strict xfail that only KnownDifference satisfies."""
-    marks = []
-    if known is not None:
-        marks.append(pytest.mark.xfail(strict=True, raises=KnownDifference, reason=known.reason))
-    return pytest.param(*values, known, id=label, marks=marks)
-
-
-def _same_except_chunk_c(fast: Outcome, generic: Outcome) -> bool:
-    other = [name for name in fast["tapes"] if name != "C"]
-    return fast["result"] == generic["result"] and all(
-        fast["tapes"][name] == generic["tapes"].get(name) for name in other
-    )
-
-
-def _leaf_registered_before_guard(fast: Outcome, generic: Outcome) -> bool:
-    """Both raise; the fast path left `leaf` entries (only) on chunk C, the generic nothing."""
-    fc, gc = fast["tapes"]["C"], generic["tapes"]["C"]
-    return (
-        _same_except_chunk_c(fast, generic)
-        and fast["result"][0] == "raised"
-        and not gc["appended"]
-        and bool(fc["appended"])
-        and all(row[1] == RuleRef(LEAF) for row in fc["appended"])
-    )
-
-
-LEAF_BEFORE_GUARD = Known(
-    "x / y with a fresh leaf operand and y == 0: the operator's fast path (LEAF_NODE, "
-    "NODE_LEAF, LEAF_LEAF in tools/gen_fastpaths.py) registers the leaf on the open chunk "
-    "(tape.index_of: a `leaf` entry appended, leaf._reg set) before the `when` guard "
-    "`b != 0.0` hands over; both then raise the same ZeroDivisionError, but apply() "
-    "appends nothing (tapegrad/record.py: an error leaves no trace)",
-    _leaf_registered_before_guard,
-)
-
-
-def _start_registered_first(fast: Outcome, generic: Outcome) -> bool:
-    """Same result and entry count, but dot's leaf(start) comes first, the loop's at the add."""
-    fc, gc = fast["tapes"]["C"], generic["tapes"]["C"]
-    if not _same_except_chunk_c(fast, generic) or len(fc["appended"]) != len(gc["appended"]):
-        return False
-    first = fc["appended"][0][0]
-    at = dict((name, k) for k, name in gc["leaves"]).get("slot0", first) - first
-    return bool(
-        fc["leaves"][:1] == [(first, "slot0")]
-        and at > 0
-        and gc["appended"][at + 1][1] == RuleRef(RULES["add"])
-    )
-
-
-DOT_START_FIRST = Known(
-    "dot(xs, ys, start) with start a leaf not yet on the open chunk: dot registers start "
-    "before the first term (k: leaf(start), then the term's entries: [leaf(x)], mul, "
-    "add(k, mul)); the loop acc = acc + x * y registers it at the first add ([leaf(x)], "
-    "mul, leaf(start), add(leaf(start), mul)); same values and gradients, other indices",
-    _start_registered_first,
-)
+def _param(*values: Any, label: str) -> Any:
+    """A case (a discrepancy found later becomes a strict xfail here, with its reason)."""
+    return pytest.param(*values, id=label)
 
 
 def _dot_overran_chunk(fast: Outcome, generic: Outcome) -> bool:
@@ -569,16 +495,6 @@ def _dot_overran_chunk(fast: Outcome, generic: Outcome) -> bool:
         and fast_index >= DOT_CHUNK
         and loop_tape != "C"
     )
-
-
-DOT_OVERRUNS_CHUNK = Known(
-    "dot across a chunk boundary: dot seals the chunk only after its last term, so "
-    "chunk C holds entries past its limit and the result is there (keep None); the loop "
-    "seals C at the limit, opens a new chunk, imports the running sum and operands "
-    "into it, and its result lives there (keep ['C']). dot's docstring says it records "
-    "exactly the loop's entries; its code comment allows the overrun",
-    _dot_overran_chunk,
-)
 
 
 # ---------------------------------------------------------------------------
@@ -664,11 +580,9 @@ def _cases() -> list[Any]:
     return cases
 
 
-@pytest.mark.parametrize(("op", "slots", "known"), _cases())
-def test_operator_records_what_apply_records(
-    op: Op, slots: tuple[Slot, ...], known: Known | None
-) -> None:
-    assert_same_record(recorded(op.written, slots), recorded(op.generic, slots), known)
+@pytest.mark.parametrize(("op", "slots"), _cases())
+def test_operator_records_what_apply_records(op: Op, slots: tuple[Slot, ...]) -> None:
+    assert_same_record(recorded(op.written, slots), recorded(op.generic, slots))
 
 
 def test_every_spec_row_is_exercised() -> None:
@@ -702,12 +616,12 @@ def _thread_cases() -> list[Any]:
     return cases
 
 
-@pytest.mark.parametrize(("op", "slots", "known"), _thread_cases())
+@pytest.mark.parametrize(("op", "slots"), _thread_cases())
 def test_operator_in_another_thread_records_what_apply_records(
-    op: Op, slots: tuple[Slot, ...], known: Known | None
+    op: Op, slots: tuple[Slot, ...]
 ) -> None:
     fast = recorded(op.written, slots, in_thread=True)
-    assert_same_record(fast, recorded(op.generic, slots, in_thread=True), known)
+    assert_same_record(fast, recorded(op.generic, slots, in_thread=True))
     # The case is the one it claims: the op did not append to the caller's chunk C.
     assert not fast["tapes"]["C"]["appended"]
 
@@ -841,17 +755,14 @@ def _value_cases() -> list[Any]:
                 if label in seen:  # 0, False and 0.0 are one Var value
                     continue
                 seen.add(label)
-                known = None
-                if op.rule.name == "div" and float(b) == 0.0 and "leaf" in (kind, other):
-                    known = LEAF_BEFORE_GUARD
                 slots = (Slot(kind, a), Slot(other, float(b)))
-                cases.append(_param(op, slots, label=label, known=known))
+                cases.append(_param(op, slots, label=label))
     return cases
 
 
-@pytest.mark.parametrize(("op", "slots", "known"), _value_cases())
-def test_guards_hand_over_exactly(op: Op, slots: tuple[Slot, ...], known: Known | None) -> None:
-    assert_same_record(recorded(op.written, slots), recorded(op.generic, slots), known)
+@pytest.mark.parametrize(("op", "slots"), _value_cases())
+def test_guards_hand_over_exactly(op: Op, slots: tuple[Slot, ...]) -> None:
+    assert_same_record(recorded(op.written, slots), recorded(op.generic, slots))
 
 
 @pytest.mark.parametrize(
@@ -922,12 +833,11 @@ DOT_YS = ("node", "node_keep", "float", "int")
 def _dot_cases() -> list[Any]:
     cases = []
     for start in DOT_STARTS:
-        known = DOT_START_FIRST if start == "leaf" else None
         for x in DOT_XS:
             for y in DOT_YS:
                 # The kinds under test first, then a term of each common kind.
                 terms = ((x, "leaf", "node"), (y, "float", "node"))
-                cases.append(_param(start, *terms, label=f"{start}-{x}*{y}", known=known))
+                cases.append(_param(start, *terms, label=f"{start}-{x}*{y}"))
     handovers: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("float", ("node", "node", "leaf"), ("float", "np_float64", "node")),
         ("leaf", ("node", "leaf", "node"), ("float", "np_float64", "node")),
@@ -950,29 +860,26 @@ def _dot_cases() -> list[Any]:
     ]
     for start, xs, ys in handovers:
         label = f"handover-{start}-{'.'.join(xs)}*{'.'.join(ys)}"
-        # A hand-over after the first term: dot registered start before it.
-        known = DOT_START_FIRST if start == "leaf" and "t_input" not in xs[:1] else None
-        cases.append(_param(start, xs, ys, label=label, known=known))
+        cases.append(_param(start, xs, ys, label=label))
     return cases
 
 
 @pytest.mark.usefixtures("dot_chunks")
-@pytest.mark.parametrize(("start", "xs", "ys", "known"), _dot_cases())
+@pytest.mark.parametrize(("start", "xs", "ys"), _dot_cases())
 def test_dot_records_what_the_loop_records(
-    start: str, xs: tuple[str, ...], ys: tuple[str, ...], known: Known | None
+    start: str, xs: tuple[str, ...], ys: tuple[str, ...]
 ) -> None:
     slots = _dot_slots(start, xs, ys)
-    assert_same_record(recorded(_dot, slots), recorded(_loop, slots), known)
+    assert_same_record(recorded(_dot, slots), recorded(_loop, slots))
 
 
 @pytest.mark.usefixtures("dot_chunks")
-@pytest.mark.xfail(strict=True, raises=KnownDifference, reason=DOT_OVERRUNS_CHUNK.reason)
 def test_dot_across_a_chunk_boundary() -> None:
     # 3 terms are 6 entries: more than chunk C has left.
     slots = _dot_slots("node", ("node", "leaf", "node"), ("float", "node", "float"))
     fill_to = DOT_CHUNK - 3
     fast, loop = recorded(_dot, slots, fill_to), recorded(_loop, slots, fill_to)
-    assert_same_record(fast, loop, DOT_OVERRUNS_CHUNK)
+    assert_same_record(fast, loop)
 
 
 # ---------------------------------------------------------------------------

@@ -312,12 +312,6 @@ def test_backward_and_grad_agree_on_a_zero_adjoint(what: str, f: Callable[[Any],
     assert tg.jacrev(f)(0.0) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the forward sweep multiplies a zero partial by an infinite tangent "
-    "(jvp(lambda x: tm.sqrt(x) * 0.0, (0.0,), (1.0,)) gives (0.0, nan), jacfwd gives nan; "
-    "expected 0.0 as grad and backward give)",
-)
 @pytest.mark.parametrize(("what", "f"), ZERO_TIMES_SQRT, ids=[w for w, _ in ZERO_TIMES_SQRT])
 def test_jvp_and_jacfwd_agree_on_a_zero_partial(what: str, f: Callable[[Any], Any]) -> None:
     expected = 1.0 if what.endswith("+ x") else 0.0
@@ -325,12 +319,6 @@ def test_jvp_and_jacfwd_agree_on_a_zero_partial(what: str, f: Callable[[Any], An
     assert tg.jacfwd(f)(0.0) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the reverse sweeps multiply a zero partial by an infinite adjoint "
-    "(grad(lambda x: tm.sqrt(x * 0.0))(0.0) gives nan, so does backward(); jvp gives 0.0; "
-    "f is 0 for every x, so 0.0 is expected from every sweep)",
-)
 def test_every_sweep_agrees_when_the_zero_comes_first() -> None:
     f = lambda x: tm.sqrt(x * 0.0)  # 0 for every x: derivative 0
     assert tg.jvp(f, (0.0,), (1.0,))[1] == 0.0
