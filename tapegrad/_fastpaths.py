@@ -93,7 +93,10 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
                 j = other._index
                 keep = other._keep
                 out = a + b
@@ -120,7 +123,10 @@ class Var(Handle):
                 b = other.data
                 i = self._index
                 reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
                 keep = self._keep
                 out = a + b
                 pa = 1.0
@@ -259,7 +265,10 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
                 j = other._index
                 keep = other._keep
                 out = a - b
@@ -286,7 +295,10 @@ class Var(Handle):
                 b = other.data
                 i = self._index
                 reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
                 keep = self._keep
                 out = a - b
                 pa = 1.0
@@ -425,7 +437,10 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
                 j = other._index
                 keep = other._keep
                 out = a * b
@@ -452,7 +467,10 @@ class Var(Handle):
                 b = other.data
                 i = self._index
                 reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
                 keep = self._keep
                 out = a * b
                 pa = b
@@ -593,7 +611,10 @@ class Var(Handle):
                 b = other.data
                 if b.__class__ is float and b != 0.0:
                     reg = self._reg
-                    i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
+                    if reg is not None and reg[0] is tape.serial:
+                        i = reg[1]
+                    else:
+                        i = tape.index_of(self)
                     j = other._index
                     keep = other._keep
                     out = a / b
@@ -621,11 +642,10 @@ class Var(Handle):
                 if b.__class__ is float and b != 0.0:
                     i = self._index
                     reg = other._reg
-                    j = (
-                        reg[1]
-                        if reg is not None and reg[0] is tape.serial
-                        else tape.index_of(other)
-                    )
+                    if reg is not None and reg[0] is tape.serial:
+                        j = reg[1]
+                    else:
+                        j = tape.index_of(other)
                     keep = self._keep
                     out = a / b
                     pa = 1.0 / b

@@ -141,7 +141,10 @@ elif tape is None and not other._tape.level and other._tape.writer == get_ident(
 """,
     """\
 reg = self._reg
-i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
+if reg is not None and reg[0] is tape.serial:
+    i = reg[1]
+else:
+    i = tape.index_of(self)
 j = other._index
 keep = other._keep
 """,
@@ -156,7 +159,10 @@ if tape is not None and not tape.level and tape.writer == get_ident():
     """\
 i = self._index
 reg = other._reg
-j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
+if reg is not None and reg[0] is tape.serial:
+    j = reg[1]
+else:
+    j = tape.index_of(other)
 keep = self._keep
 """,
 )
