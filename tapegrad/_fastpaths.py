@@ -19,7 +19,7 @@ from tapegrad.context import ambient, get_ident
 from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import Keep, Tape, merge_keeps
+from tapegrad.tape import Keep, Tape, keep_of, merge_keeps
 
 __all__ = ["Var", "Value", "Node", "TracedNode", "apply", "node_at", "dot"]
 
@@ -65,20 +65,18 @@ class Var(Handle):
             if other._tape is tape and tape.writer == get_ident():
                 a = self.data
                 b = other.data
+                out = a + b
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                out = a + b
-                pa = 1.0
-                pb = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -92,6 +90,7 @@ class Var(Handle):
                 tape = other._tape
                 a = self.data
                 b = other.data
+                out = a + b
                 reg = self._reg
                 if reg is not None and reg[0] is tape.serial:
                     i = reg[1]
@@ -99,15 +98,35 @@ class Var(Handle):
                     i = tape.index_of(self)
                 j = other._index
                 keep = other._keep
-                out = a + b
-                pa = 1.0
-                pb = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                out = a + b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -121,6 +140,7 @@ class Var(Handle):
             if tape is not None and not tape.level and tape.writer == get_ident():
                 a = self.data
                 b = other.data
+                out = a + b
                 i = self._index
                 reg = other._reg
                 if reg is not None and reg[0] is tape.serial:
@@ -128,15 +148,12 @@ class Var(Handle):
                 else:
                     j = tape.index_of(other)
                 keep = self._keep
-                out = a + b
-                pa = 1.0
-                pb = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -149,19 +166,48 @@ class Var(Handle):
             elif tape is None:
                 a = self.data
                 b = other.data
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 out = a + b
-                pa = 1.0
-                pb = 1.0
+                tape = ambient()
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = None
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                out = a + b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -175,15 +221,36 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
+                out = a + c
                 i = self._index
                 keep = self._keep
-                out = a + c
-                pa = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(0)
-                tape.p1.append(pa)
+                tape.p1.append(1.0)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = a + c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(1.0)
                 tape.p2.append(0.0)
                 tape.vals.append(out)
                 v = Node()
@@ -206,16 +273,37 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
+                out = c + a
                 i = self._index
                 keep = self._keep
-                out = c + a
-                pa = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(0)
                 tape.in2.append(i)
                 tape.p1.append(0.0)
-                tape.p2.append(pa)
+                tape.p2.append(1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = c + a
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(0)
+                tape.in2.append(i)
+                tape.p1.append(0.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -237,20 +325,18 @@ class Var(Handle):
             if other._tape is tape and tape.writer == get_ident():
                 a = self.data
                 b = other.data
+                out = a - b
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                out = a - b
-                pa = 1.0
-                pb = -1.0
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -264,6 +350,7 @@ class Var(Handle):
                 tape = other._tape
                 a = self.data
                 b = other.data
+                out = a - b
                 reg = self._reg
                 if reg is not None and reg[0] is tape.serial:
                     i = reg[1]
@@ -271,15 +358,35 @@ class Var(Handle):
                     i = tape.index_of(self)
                 j = other._index
                 keep = other._keep
-                out = a - b
-                pa = 1.0
-                pb = -1.0
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                out = a - b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -293,6 +400,7 @@ class Var(Handle):
             if tape is not None and not tape.level and tape.writer == get_ident():
                 a = self.data
                 b = other.data
+                out = a - b
                 i = self._index
                 reg = other._reg
                 if reg is not None and reg[0] is tape.serial:
@@ -300,15 +408,12 @@ class Var(Handle):
                 else:
                     j = tape.index_of(other)
                 keep = self._keep
-                out = a - b
-                pa = 1.0
-                pb = -1.0
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -321,19 +426,48 @@ class Var(Handle):
             elif tape is None:
                 a = self.data
                 b = other.data
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 out = a - b
-                pa = 1.0
-                pb = -1.0
+                tape = ambient()
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = None
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                out = a - b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -347,15 +481,36 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
+                out = a - c
                 i = self._index
                 keep = self._keep
-                out = a - c
-                pa = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(0)
-                tape.p1.append(pa)
+                tape.p1.append(1.0)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = a - c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(1.0)
                 tape.p2.append(0.0)
                 tape.vals.append(out)
                 v = Node()
@@ -378,16 +533,37 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
+                out = c - a
                 i = self._index
                 keep = self._keep
-                out = c - a
-                pa = -1.0
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(0)
                 tape.in2.append(i)
                 tape.p1.append(0.0)
-                tape.p2.append(pa)
+                tape.p2.append(-1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = c - a
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(0)
+                tape.in2.append(i)
+                tape.p1.append(0.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -409,14 +585,14 @@ class Var(Handle):
             if other._tape is tape and tape.writer == get_ident():
                 a = self.data
                 b = other.data
+                out = a * b
+                pa = b
+                pb = a
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                out = a * b
-                pa = b
-                pb = a
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -436,6 +612,9 @@ class Var(Handle):
                 tape = other._tape
                 a = self.data
                 b = other.data
+                out = a * b
+                pa = b
+                pb = a
                 reg = self._reg
                 if reg is not None and reg[0] is tape.serial:
                     i = reg[1]
@@ -443,9 +622,31 @@ class Var(Handle):
                     i = tape.index_of(self)
                 j = other._index
                 keep = other._keep
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(pa)
+                tape.p2.append(pb)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
                 out = a * b
                 pa = b
                 pb = a
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -465,6 +666,9 @@ class Var(Handle):
             if tape is not None and not tape.level and tape.writer == get_ident():
                 a = self.data
                 b = other.data
+                out = a * b
+                pa = b
+                pb = a
                 i = self._index
                 reg = other._reg
                 if reg is not None and reg[0] is tape.serial:
@@ -472,9 +676,6 @@ class Var(Handle):
                 else:
                     j = tape.index_of(other)
                 keep = self._keep
-                out = a * b
-                pa = b
-                pb = a
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -493,13 +694,46 @@ class Var(Handle):
             elif tape is None:
                 a = self.data
                 b = other.data
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 out = a * b
                 pa = b
                 pb = a
+                tape = ambient()
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = None
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(pa)
+                tape.p2.append(pb)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                out = a * b
+                pa = b
+                pb = a
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -519,10 +753,33 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
-                i = self._index
-                keep = self._keep
                 out = a * c
                 pa = c
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = a * c
+                pa = c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -550,10 +807,33 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
-                i = self._index
-                keep = self._keep
                 out = c * a
                 pa = c
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(0)
+                tape.in2.append(i)
+                tape.p1.append(0.0)
+                tape.p2.append(pa)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = c * a
+                pa = c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(0)
@@ -582,14 +862,14 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    out = a / b
+                    pa = 1.0 / b
+                    pb = -out / b
                     i = self._index
                     j = other._index
                     keep = self._keep
                     if other._keep is not keep:
                         keep = merge_keeps(keep, other._keep)
-                    out = a / b
-                    pa = 1.0 / b
-                    pb = -out / b
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -610,6 +890,9 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    out = a / b
+                    pa = 1.0 / b
+                    pb = -out / b
                     reg = self._reg
                     if reg is not None and reg[0] is tape.serial:
                         i = reg[1]
@@ -617,9 +900,32 @@ class Var(Handle):
                         i = tape.index_of(self)
                     j = other._index
                     keep = other._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(i)
+                    tape.in2.append(j)
+                    tape.p1.append(pa)
+                    tape.p2.append(pb)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                if b.__class__ is float and b != 0.0:
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    j = tape.index_of(other)
+                    keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -640,6 +946,9 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
+                    out = a / b
+                    pa = 1.0 / b
+                    pb = -out / b
                     i = self._index
                     reg = other._reg
                     if reg is not None and reg[0] is tape.serial:
@@ -647,9 +956,6 @@ class Var(Handle):
                     else:
                         j = tape.index_of(other)
                     keep = self._keep
-                    out = a / b
-                    pa = 1.0 / b
-                    pb = -out / b
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -669,13 +975,47 @@ class Var(Handle):
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
-                    tape = ambient()
-                    i = tape.index_of(self)
-                    j = tape.index_of(other)
-                    keep = None
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
+                    tape = ambient()
+                    reg = self._reg
+                    if reg is not None and reg[0] is tape.serial:
+                        i = reg[1]
+                    else:
+                        i = tape.index_of(self)
+                    reg = other._reg
+                    if reg is not None and reg[0] is tape.serial:
+                        j = reg[1]
+                    else:
+                        j = tape.index_of(other)
+                    keep = None
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(i)
+                    tape.in2.append(j)
+                    tape.p1.append(pa)
+                    tape.p2.append(pb)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                if b.__class__ is float and b != 0.0:
+                    out = a / b
+                    pa = 1.0 / b
+                    pb = -out / b
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    j = tape.index_of(other)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -696,10 +1036,34 @@ class Var(Handle):
                 a = self.data
                 c = other if cls is float else float(other)
                 if c != 0.0:
-                    i = self._index
-                    keep = self._keep
                     out = a / c
                     pa = 1.0 / c
+                    i = self._index
+                    keep = self._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(i)
+                    tape.in2.append(0)
+                    tape.p1.append(pa)
+                    tape.p2.append(0.0)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                if c != 0.0:
+                    out = a / c
+                    pa = 1.0 / c
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -728,10 +1092,34 @@ class Var(Handle):
                 a = self.data
                 c = other if cls is float else float(other)
                 if a.__class__ is float and a != 0.0:
-                    i = self._index
-                    keep = self._keep
                     out = c / a
                     pa = -out / a
+                    i = self._index
+                    keep = self._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(0)
+                    tape.in2.append(i)
+                    tape.p1.append(0.0)
+                    tape.p2.append(pa)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                if a.__class__ is float and a != 0.0:
+                    out = c / a
+                    pa = -out / a
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(0)
@@ -759,9 +1147,7 @@ class Var(Handle):
             if tape is not None and tape.writer == get_ident():
                 a = self.data
                 c = other if cls is float else float(other)
-                if a.__class__ is float and (a > 0.0 or (a < 0.0 and c.is_integer())):
-                    i = self._index
-                    keep = self._keep
+                if a.__class__ is float and (c == 2.0 or a > 0.0 or (a < 0.0 and c.is_integer())):
                     try:
                         if c == 2.0:
                             out = a * a
@@ -771,6 +1157,39 @@ class Var(Handle):
                             pa = scaled_pow(c, a, c - 1.0)
                     except OverflowError:
                         return self._record(_POW, (self, other))
+                    i = self._index
+                    keep = self._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_POW)
+                    tape.in1.append(i)
+                    tape.in2.append(0)
+                    tape.p1.append(pa)
+                    tape.p2.append(0.0)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                if a.__class__ is float and (c == 2.0 or a > 0.0 or (a < 0.0 and c.is_integer())):
+                    try:
+                        if c == 2.0:
+                            out = a * a
+                            pa = 2.0 * a
+                        else:
+                            out = power(a, c)
+                            pa = scaled_pow(c, a, c - 1.0)
+                    except OverflowError:
+                        return self._record(_POW, (self, other))
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_POW)
                     tape.in1.append(i)
@@ -795,15 +1214,35 @@ class Var(Handle):
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
             a = self.data
+            out = -a
             i = self._index
             keep = self._keep
-            out = -a
-            pa = -1.0
             k = len(tape.in1)
             tape.rules.append(_NEG)
             tape.in1.append(i)
             tape.in2.append(0)
-            tape.p1.append(pa)
+            tape.p1.append(-1.0)
+            tape.p2.append(0.0)
+            tape.vals.append(out)
+            v = Node()
+            v.data = out
+            v._tape = tape
+            v._index = k
+            v._keep = keep
+            if k >= tape.limit:
+                tape.seal()
+            return v
+        elif tape is None or not tape.level:
+            a = self.data
+            out = -a
+            tape = ambient()
+            i = tape.index_of(self)
+            keep = keep_of(self, tape)
+            k = len(tape.in1)
+            tape.rules.append(_NEG)
+            tape.in1.append(i)
+            tape.in2.append(0)
+            tape.p1.append(-1.0)
             tape.p2.append(0.0)
             tape.vals.append(out)
             v = Node()
@@ -822,10 +1261,33 @@ class Var(Handle):
         if tape is not None and tape.writer == get_ident():
             a = self.data
             if a.__class__ is float and a == a:
-                i = self._index
-                keep = self._keep
                 out = a if a > 0.0 else 0.0
                 pa = 1.0 if a > 0.0 else 0.0
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_RELU)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+        elif tape is None or not tape.level:
+            a = self.data
+            if a.__class__ is float and a == a:
+                out = a if a > 0.0 else 0.0
+                pa = 1.0 if a > 0.0 else 0.0
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_RELU)
                 tape.in1.append(i)
@@ -849,10 +1311,33 @@ class Var(Handle):
         if tape is not None and tape.writer == get_ident():
             a = self.data
             if a.__class__ is float:
-                i = self._index
-                keep = self._keep
                 out = tanh(a)
                 pa = 1.0 - out * out
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_TANH)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+        elif tape is None or not tape.level:
+            a = self.data
+            if a.__class__ is float:
+                out = tanh(a)
+                pa = 1.0 - out * out
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_TANH)
                 tape.in1.append(i)
@@ -876,10 +1361,33 @@ class Var(Handle):
         if tape is not None and tape.writer == get_ident():
             a = self.data
             if a.__class__ is float and a < 700.0:
-                i = self._index
-                keep = self._keep
                 out = exp(a)
                 pa = out
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_EXP)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+        elif tape is None or not tape.level:
+            a = self.data
+            if a.__class__ is float and a < 700.0:
+                out = exp(a)
+                pa = out
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_EXP)
                 tape.in1.append(i)

@@ -110,6 +110,8 @@ def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
         for p, on in zip(rule.partials, live)
     ]
     index = [tape.index_of(a) if on else 0 for a, on in zip(args, live)]
+    if out.__class__ is not float or any(p.__class__ is not float for p in partials):
+        tape.objects = True
     keep: Keep = None
     if level == 0:
         for a, on in zip(args, live):

@@ -60,17 +60,30 @@ def sweep_objects(tape: Tape, adj: list[Any], start: int) -> None:
             if not g:
                 continue
             unit = g == 1.0
-        for i, p in ((in1[k], p1[k]), (in2[k], p2[k])):
-            if not i:
-                continue
-            if p.__class__ is float:
-                if not p:
-                    continue  # a zero partial: 0 * inf is 0 here
+        i = in1[k]
+        if i:
+            p = p1[k]
+            if p.__class__ is not float:
+                c = p if unit else p * g
+            elif p:  # a zero partial contributes nothing: 0 * inf is 0 here
                 c = g if p == 1.0 else p if unit else p * g
             else:
+                c = None
+            if c is not None:
+                a = adj[i]
+                adj[i] = c if a is None else a + c
+        j = in2[k]
+        if j:
+            p = p2[k]
+            if p.__class__ is not float:
                 c = p if unit else p * g
-            a = adj[i]
-            adj[i] = c if a is None else a + c
+            elif p:
+                c = g if p == 1.0 else p if unit else p * g
+            else:
+                c = None
+            if c is not None:
+                a = adj[j]
+                adj[j] = c if a is None else a + c
 
 
 def sweep_forward(tape: Tape, tan: list[Any], start: int) -> None:

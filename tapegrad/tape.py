@@ -159,6 +159,7 @@ class Tape:
         "import_index",
         "labels",
         "trace",
+        "objects",
         "__weakref__",
     )
 
@@ -186,6 +187,10 @@ class Tape:
         self.labels: dict[int, str] = {}
         # What a tracing tape records beside its entries (tapegrad.programs).
         self.trace = trace
+        # Whether a value or partial may be a Var (of an outer tape): set by
+        # the generic record and by transforms wrapping Var inputs. The fast
+        # paths never need to: on float operands they compute floats.
+        self.objects = False
 
     def __len__(self) -> int:
         return len(self.in1)

@@ -56,7 +56,7 @@ from tapegrad.pytree import (
     unflatten,
 )
 from tapegrad.rules import RULES
-from tapegrad.sweeps import sweep_forward, sweep_objects
+from tapegrad.sweeps import sweep_floats, sweep_forward, sweep_objects
 from tapegrad.tape import INPUT, Tape
 
 __all__ = [
@@ -162,6 +162,8 @@ def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
     """Vars of ``tape`` standing for input scalars (entries without inputs)."""
     # A float, or (inside an outer transform) an outer Var: Any on purpose.
     values: list[Any] = [x if isinstance(x, Var) else float(x) for x in leaves]
+    if any(v.__class__ is not float for v in values):
+        tape.objects = True  # Vars among the values: sweep them as objects
     first = tape.push_markers(INPUT, values)
     return [node_at(tape, k, value) for k, value in enumerate(values, first)]
 
@@ -241,12 +243,20 @@ def _pullback(tr: _Trace, cotangents: Sequence[Any]) -> list[list[Any]]:
     infinite partial of another output cannot turn the row into NaN.
     """
     tape = tr.tape
+    seeds = [(k, ct) for k, ct in zip(tr.out_index, cotangents) if k and ct is not None]
+    start = max((k for k, _ in seeds), default=0)
+    if not tape.objects and all(ct.__class__ is float for _, ct in seeds):
+        # Every value and partial of the tape is a float (the common case at
+        # top level): the float sweep, about twice as fast as sweep_objects.
+        floats = [0.0] * len(tape)
+        for k, ct in seeds:
+            floats[k] += ct
+        if start:
+            sweep_floats(tape, floats, start)
+        return [[floats[k] for k in idx] for idx in tr.in_index]
     adj: list[Any] = [None] * len(tape)
-    start = 0
-    for k, ct in zip(tr.out_index, cotangents):
-        if k and ct is not None:
-            adj[k] = ct if adj[k] is None else adj[k] + ct
-            start = max(start, k)
+    for k, ct in seeds:
+        adj[k] = ct if adj[k] is None else adj[k] + ct
     if start:
         sweep_objects(tape, adj, start)
     return [[0.0 if adj[k] is None else adj[k] for k in idx] for idx in tr.in_index]

@@ -36,6 +36,7 @@ operand kind in the templates below, as ``tape.writer == get_ident()``.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -73,13 +74,15 @@ SPEC: list[Row] = [
     Row("__truediv__", "div",  "var const",  "out = a / c; pa = 1.0 / c",   "c != 0.0"),
     Row("__rtruediv__", "div", "const var",  "out = c / a; pa = -out / a",
         "a.__class__ is float and a != 0.0"),
-    # x ** c for a float x > 0, or x < 0 with an integral c: no edge cases
-    # there (zero bases and domain errors are the rule's business); the slope
-    # is the rule's own helper (scaled_pow), except for the common square.
+    # x ** 2 for any float x (a square never raises), and x ** c for a float
+    # x > 0, or x < 0 with an integral c: no edge cases there (zero bases and
+    # domain errors are the rule's business); the slope is the rule's own
+    # helper (scaled_pow), except for the common square.
     Row("__pow__",     "pow",  "var const",
         "if c == 2.0:\n    out = a * a\n    pa = 2.0 * a\n"
         "else:\n    out = power(a, c)\n    pa = scaled_pow(c, a, c - 1.0)",
-        "a.__class__ is float and (a > 0.0 or (a < 0.0 and c.is_integer()))", "OverflowError"),
+        "a.__class__ is float and (c == 2.0 or a > 0.0 or (a < 0.0 and c.is_integer()))",
+        "OverflowError"),
     Row("__neg__",     "neg",  "var",        "out = -a; pa = -1.0"),
     Row("relu",        "relu", "var",
         "out = a if a > 0.0 else 0.0; pa = 1.0 if a > 0.0 else 0.0", "a.__class__ is float and a == a"),
@@ -176,9 +179,74 @@ elif tape is None:
 """,
     """\
 tape = ambient()
+reg = self._reg
+if reg is not None and reg[0] is tape.serial:
+    i = reg[1]
+else:
+    i = tape.index_of(self)
+reg = other._reg
+if reg is not None and reg[0] is tape.serial:
+    j = reg[1]
+else:
+    j = tape.index_of(other)
+keep = None
+""",
+)
+
+# Level 0, anything else: a Var of an older chunk (or of another thread's
+# chunk) with a leaf or a Var of any chunk. Each is imported into this
+# thread's open chunk (a cross-chunk value used again and again took the
+# generic record, ~4x an op, on every use).
+MIXED: Kind = (
+    """\
+elif (tape is None or not tape.level) and not other._tape.level:
+    a = self.data
+    b = other.data
+""",
+    """\
+tape = ambient()
 i = tape.index_of(self)
 j = tape.index_of(other)
-keep = None
+keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
+""",
+)
+
+MIXED_LEAF: Kind = (
+    """\
+elif not tape.level:
+    a = self.data
+    b = other.data
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+j = tape.index_of(other)
+keep = keep_of(self, tape)
+""",
+)
+
+MIXED_CONST: Kind = (
+    """\
+elif tape is None or not tape.level:
+    a = self.data
+    c = other if cls is float else float(other)
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+keep = keep_of(self, tape)
+""",
+)
+
+MIXED_UNARY: Kind = (
+    """\
+elif tape is None or not tape.level:
+    a = self.data
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+keep = keep_of(self, tape)
 """,
 )
 
@@ -235,7 +303,7 @@ from tapegrad.context import ambient, get_ident
 from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import Keep, Tape, merge_keeps
+from tapegrad.tape import Keep, Tape, keep_of, merge_keeps
 
 __all__ = ["Var", "Value", "Node", "TracedNode", "apply", "node_at", "dot"]
 
@@ -462,11 +530,23 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def _compute(row: Row, locate: str, record: str, generic: str) -> str:
-    """The guarded location, computation and record of one row, as a block."""
-    compute = row.compute.replace("; ", "\n")
+    """The guarded location, computation and record of one row, as a block.
+
+    A partial that is a literal (``pa = 1.0``) goes straight into the record
+    (a local fewer per op).
+    """
+    lines = []
+    for statement in row.compute.split("; "):
+        name, _, value = statement.partition(" = ")
+        if name in ("pa", "pb") and re.fullmatch(r"-?\d+\.\d+", value):
+            record = record.replace(f"append({name})", f"append({value})")
+        else:
+            lines.append(statement)
+    compute = "\n".join(lines)
     if row.raises:
         compute = f"try:\n{_indent(compute, 4)}\nexcept {row.raises}:\n    return {generic}"
-    block = f"{locate}\n{compute}\n{record}"
+    # Compute first: a computation that hands over (overflow) must leave no trace.
+    block = f"{compute}\n{locate}\n{record}"
     if row.when:
         return f"if {row.when}:\n{_indent(block, 4)}"
     return block
@@ -486,6 +566,7 @@ def _method(method: str, rows: list[Row]) -> str:
         record = RECORD.format(rule=rule, i="i", j="0", pi="pa", pj="0.0")
         generic = f"self._record({rule}, (self,))"
         lines.append(_kind(NODE, row, record, generic).rstrip("\n"))
+        lines.append(_kind(MIXED_UNARY, row, record, generic).rstrip("\n"))
         lines.append(f"return {generic}")
         doc = f"{row.rule}(self), with a fast path for intermediates; see RULES[{row.rule!r}]."
         return _def(method, "self", doc, "\n".join(lines))
@@ -501,9 +582,11 @@ def _method(method: str, rows: list[Row]) -> str:
         lines.append("if cls is Node:")
         lines.append(_indent(_kind(NODE_NODE, row, both, generic), 4).rstrip("\n"))
         lines.append(_indent(_kind(LEAF_NODE, row, both, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(MIXED, row, both, generic), 4).rstrip("\n"))
         lines.append("elif cls is Var:")
         lines.append(_indent(_kind(NODE_LEAF, row, both, generic), 4).rstrip("\n"))
         lines.append(_indent(_kind(LEAF_LEAF, row, both, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(MIXED_LEAF, row, both, generic), 4).rstrip("\n"))
     if const_row is not None:
         record = RECORD.format(
             rule=rule,
@@ -515,6 +598,7 @@ def _method(method: str, rows: list[Row]) -> str:
         keyword = "elif" if "var var" in kinds else "if"
         lines.append(f"{keyword} cls is float or cls is int:")
         lines.append(_indent(_kind(NODE_CONST, const_row, record, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(MIXED_CONST, const_row, record, generic), 4).rstrip("\n"))
         lines.append("elif not _operand(other):")
     else:
         lines.append("if not _operand(other):")
