@@ -203,6 +203,11 @@ def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ..
     guards: list[Guard] = []
     pending = sorted(rec.guards, key=lambda g: g[0])
     g = 0
+    # Common subexpressions: an op with the rule and operands of an earlier
+    # one is that op (rules are pure; a reverse sweep often forms the same
+    # product twice, as x * x does).
+    seen: dict[tuple[Any, ...], int] = {}
+    count = len(numbers)
     for position, (index, rule, operands) in enumerate(rec.ops):
         while g < len(pending) and pending[g][0] <= position:
             _, op, a, b, outcome = pending[g]
@@ -210,11 +215,28 @@ def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ..
             g += 1
         if index not in needed:
             continue
-        numbers[index] = len(numbers) + 1
-        steps.append(Step(numbers[index], rule, tuple(ref(o) for o in operands)))
+        args = tuple(ref(o) for o in operands)
+        key = (rule, *(_key(a) for a in args))
+        earlier = seen.get(key)
+        if earlier is not None:
+            numbers[index] = earlier
+            continue
+        count += 1
+        numbers[index] = seen[key] = count
+        steps.append(Step(count, rule, args))
     for _, op, a, b, outcome in pending[g:]:
         guards.append(Guard(len(steps), op, ref(a), ref(b), outcome))
     return steps, guards, tuple(ref(o) for o in outputs_raw), captures
+
+
+def _key(operand: Operand) -> Any:
+    """An operand as a key: a value number, or a constant with its sign (0.0 is not -0.0)."""
+    if isinstance(operand, Const):
+        v = operand.value
+        if isinstance(v, float):
+            return ("c", v, math.copysign(1.0, v))
+        return ("o", id(v))
+    return operand
 
 
 def literal(value: float) -> str:
