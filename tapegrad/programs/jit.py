@@ -61,14 +61,12 @@ def trace(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Program:
 
     >>> import tapegrad as tg
     >>> prog = tg.trace(tg.grad(lambda x: x * x * x), 2.0)
-    >>> print(prog)  # the forward x * x, then the reverse sweep's ops
+    >>> print(prog)  # the reverse sweep's ops: x * x three times, formed once
     %1 = input
     %2 = mul %1 %1
-    %3 = mul %1 %1
-    %4 = add %2 %3
-    %5 = mul %1 %1
-    %6 = add %4 %5
-    return %6
+    %3 = add %2 %2
+    %4 = add %3 %2
+    return %4
     >>> prog(3.0)  # 3 x**2 at 3
     27.0
     """
