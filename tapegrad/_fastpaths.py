@@ -15,11 +15,12 @@ from math import exp, tanh
 from math import pow as power
 from typing import TYPE_CHECKING, Any
 
+from tapegrad.chunks import Keep, keep_of, merge_keeps
 from tapegrad.context import ambient, get_ident
 from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import Keep, Tape, keep_of, merge_keeps
+from tapegrad.tape import Tape
 
 __all__ = ["Var", "Value", "Node", "TracedNode", "apply", "node_at", "dot"]
 

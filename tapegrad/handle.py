@@ -42,8 +42,9 @@ from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from tapegrad import sweeps
+from tapegrad.chunks import Keep
 from tapegrad.operators import Operators, is_real
-from tapegrad.tape import Keep, Tape
+from tapegrad.tape import Tape
 
 __all__ = ["Handle", "is_real", "value_of", "concrete", "compare"]
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tapegrad.chunks import Keep, keep_of, merge_keeps
 from tapegrad.context import current_stack, get_ident
 from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.rules import Rule, call
-from tapegrad.tape import CONT, Keep, Tape, keep_of, merge_keeps
+from tapegrad.tape import CONT, Tape
 
 __all__ = ["record", "evaluate"]
 

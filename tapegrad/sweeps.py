@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tapegrad.chunks import LOCK
 from tapegrad.context import get_ident
-from tapegrad.tape import LOCK, Tape
+from tapegrad.tape import Tape
 
 __all__ = ["sweep_floats", "sweep_objects", "sweep_forward", "backward"]
 

@@ -46,10 +46,11 @@ import pytest
 import tapegrad as tg
 import tapegrad._fastpaths as fastpaths
 import tapegrad.tape as tape_module
+from tapegrad.chunks import LOCK
 from tapegrad.context import current_stack
 from tapegrad.handle import Handle
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import LOCK, Tape
+from tapegrad.tape import Tape
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_PATH = ROOT / "tools" / "gen_fastpaths.py"
