@@ -193,7 +193,8 @@ class _Writer:
                 self.alias[step.out] = ops[0]  # x + (-0.0) is x, also for x = -0.0
                 return None
             for k in (1, 0):
-                folded = self.negated.get(args[k]) if not isinstance(args[k], Const) else None
+                arg = args[k]
+                folded = None if isinstance(arg, Const) else self.negated.get(arg)
                 if folded is not None:
                     return f"{ops[1 - k]} - {self.operand(folded)}"
             return f"{ops[0]} + {ops[1]}"
