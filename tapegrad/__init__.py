@@ -12,6 +12,7 @@ from tapegrad import math
 from tapegrad.checking import check_grads
 from tapegrad.engine import Value, Var
 from tapegrad.extend import primitive
+from tapegrad.handle import ConversionError
 from tapegrad.programs import GuardError, Program, jit, trace, vmap
 from tapegrad.transforms import (
     grad,
@@ -29,6 +30,7 @@ from tapegrad.viz import draw_dot
 
 __all__ = [
     "Var",
+    "ConversionError",
     "Value",
     "math",
     "grad",

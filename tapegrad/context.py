@@ -23,7 +23,15 @@ from typing import Any
 
 from tapegrad.tape import Tape
 
-__all__ = ["get_ident", "may_append", "ambient", "current_stack", "push_tape", "pop_tape"]
+__all__ = [
+    "get_ident",
+    "may_append",
+    "ambient",
+    "current_stack",
+    "active_trace",
+    "push_tape",
+    "pop_tape",
+]
 
 _STACK: ContextVar[tuple[Tape, ...]] = ContextVar("tapegrad_tapes")
 
@@ -59,6 +67,16 @@ def ambient() -> Tape:
         if base.writer == get_ident():  # open and this thread's own
             return base
     return current_stack()[0]
+
+
+def active_trace() -> Any:
+    """The recorder of the innermost tracing tape of this context, or None."""
+    stack = _STACK.get(None)
+    if stack is not None:
+        for tape in reversed(stack):
+            if tape.trace is not None:
+                return tape.trace
+    return None
 
 
 def push_tape(trace: Any = None) -> tuple[Tape, Token[tuple[Tape, ...]]]:

@@ -43,10 +43,11 @@ from typing import Any, ClassVar, cast
 
 from tapegrad import sweeps
 from tapegrad.chunks import Keep
+from tapegrad.context import active_trace
 from tapegrad.operators import Operators, is_real
 from tapegrad.tape import Tape
 
-__all__ = ["Handle", "is_real", "value_of", "concrete", "compare"]
+__all__ = ["Handle", "ConversionError", "is_real", "value_of", "concrete", "compare"]
 
 
 def value_of(x: Any) -> Any:
@@ -64,6 +65,16 @@ def concrete(x: Any) -> float:
     while isinstance(x, Handle):
         x = _data(x)
     return float(x)
+
+
+class ConversionError(TypeError):
+    """A Var was converted to a number (``float(v)``, ``math.sin(v)``): refused.
+
+    A ``TypeError``, as for any value Python cannot convert; its own class so
+    that ``jit`` can tell a function that converts its arguments from others.
+    """
+
+    __module__ = "tapegrad"  # shown as tapegrad.ConversionError, where users import it
 
 
 _CONVERSION_HINT = (
@@ -92,12 +103,20 @@ def compare(op: str, x: Any, y: Any) -> bool:
     vx = _data(x) if isinstance(x, Handle) else x
     vy = _data(y) if isinstance(y, Handle) else y
     outcome = bool(_COMPARE[op](vx, vy))
+    if isinstance(vx, Handle) or isinstance(vy, Handle):
+        return outcome  # the comparison one level down recorded what there is to record
     for v in (x, y):
         if isinstance(v, Handle):
             tape = v._tape
             if tape is not None and tape.trace is not None:
                 tape.trace.guard(op, x, y, outcome, tape)
-                break
+                return outcome
+    if isinstance(x, Handle) or isinstance(y, Handle):
+        # A Var of no tracing tape (one that f closes over) decided a branch
+        # while a trace records: the program would freeze its value then.
+        trace = active_trace()
+        if trace is not None:
+            trace.captures_vars = True
     return outcome
 
 
@@ -189,13 +208,13 @@ class Handle(Operators):
     # -- conversions: refused, they would drop the derivative -------------
 
     def __float__(self) -> float:
-        raise TypeError(_CONVERSION_HINT.format(what="float()"))
+        raise ConversionError(_CONVERSION_HINT.format(what="float()"))
 
     def __int__(self) -> int:
-        raise TypeError(_CONVERSION_HINT.format(what="int()"))
+        raise ConversionError(_CONVERSION_HINT.format(what="int()"))
 
     def __complex__(self) -> complex:
-        raise TypeError(_CONVERSION_HINT.format(what="complex()"))
+        raise ConversionError(_CONVERSION_HINT.format(what="complex()"))
 
     # -- comparisons (by value, recorded as guards while tracing) ----------
 

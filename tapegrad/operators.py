@@ -76,6 +76,10 @@ class Operators:
     def __round__(self, ndigits: int | None = None) -> Var:
         if ndigits is not None and not isinstance(ndigits, int):
             raise TypeError(f"round(): ndigits must be an int, not {type(ndigits).__name__}")
+        if ndigits is None:
+            from tapegrad.handle import concrete  # handle builds on this module
+
+            round(concrete(self))  # NaN and inf raise here, as Python's round(x) does
         return self._record(RULES["round"], (self, float(ndigits or 0)))
 
     def __floor__(self) -> Var:

@@ -21,7 +21,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ARRAY_FORMS", "ARRAY_DOMAINS"]
+from tapegrad.rules import RULES, Rule
+
+__all__ = ["ARRAY_FORMS", "ARRAY_DOMAINS", "may_raise"]
 
 Form = Callable[..., Any]
 
@@ -114,7 +116,7 @@ def _softplus(xp: Any, x: Any) -> Any:
 
 
 def _round(xp: Any, x: Any, ndigits: Any) -> Any:
-    if not isinstance(ndigits, float) or ndigits != 0.0:
+    if float(ndigits) != 0.0:  # a constant (a 0-d array); round(x, n) for n != 0
         raise NotImplementedError("round with ndigits on arrays")  # element by element
     return xp.round(x)  # half to even, as Python's round
 
@@ -170,9 +172,10 @@ ARRAY_FORMS: dict[str, Form] = {
     "asinh":    lambda xp, x: xp.asinh(x),
     "acosh":    lambda xp, x: xp.acosh(x),
     "atanh":    lambda xp, x: xp.atanh(x),
-    "floor":    lambda xp, x: xp.floor(x),
-    "ceil":     lambda xp, x: xp.ceil(x),
-    "trunc":    lambda xp, x: xp.trunc(x),
+    # + 0.0: the float forwards go through an int (float(math.floor(x))), so -0.0 is 0.0.
+    "floor":    lambda xp, x: xp.floor(x) + 0.0,
+    "ceil":     lambda xp, x: xp.ceil(x) + 0.0,
+    "trunc":    lambda xp, x: xp.trunc(x) + 0.0,
     "round":    _round,
     "atan2":    lambda xp, y, x: xp.atan2(y, x),
     "hypot":    lambda xp, x, y: xp.hypot(x, y),
@@ -221,3 +224,8 @@ ARRAY_DOMAINS: dict[str, Form] = {
     "round":    lambda xp, x, n: ~xp.isfinite(x),
 }
 # fmt: on
+
+
+def may_raise(rule: Rule) -> bool:
+    """Whether the rule's float forward raises for some inputs (a custom primitive may)."""
+    return RULES.get(rule.name) is not rule or rule.name in ARRAY_DOMAINS

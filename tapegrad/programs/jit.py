@@ -19,11 +19,19 @@ result is always ``f``'s:
 * arguments that are Vars (``grad(jit(f))``, or ``jit(f)(v)``): replaying
   floats would drop their derivatives, so ``f`` runs on the Vars;
 * a trace that compared a NaN (its guards say nothing), that holds a Var
-  ``f`` closed over (a model's parameter, which may change), or in which
-  ``f`` read a traced value (``x.data``, which the program would replay as
-  the number it was): not kept, with a warning for the last two, since then
-  every call runs ``f``. ``tapegrad.stop_gradient(x)`` is the recorded way
-  to use a value as a constant.
+  ``f`` closed over (a model's parameter, which may change), in which ``f``
+  read a traced value (``x.data``, which the program would replay as the
+  number it was), or that returns an object other than numbers in lists,
+  tuples and dicts (which may hold traced Vars): not kept, with a warning for
+  all but the first, since then every call runs ``f``.
+  ``tapegrad.stop_gradient(x)`` is the recorded way to use a value as a
+  constant;
+* ``f`` converts a traced value to a float (``float(x)``, Python's ``math``):
+  it cannot be traced, so with a warning every call at that signature runs
+  ``f``.
+
+The call that traces returns what the trace computed, unless that is not
+finite: then, as at replay, ``f``'s own answer (or error) is returned.
 
 Replay is only valid for a function whose ops depend on nothing but its
 arguments: Python side effects, randomness, and loop counts taken from
@@ -39,7 +47,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, ParamSpec, TypeVar
 
-from tapegrad.handle import Handle
+from tapegrad.handle import ConversionError, Handle
 from tapegrad.programs.program import Program
 from tapegrad.programs.pysource import GuardFailed
 from tapegrad.programs.recording import is_input, trace_call
@@ -135,10 +143,22 @@ class Cache:
 
 
 _NOT_KEPT = (
-    "jit({name}): the traced program reads a Var's value (.data) or holds a Var that "
-    "{name} closes over, so it cannot stand for other arguments: every call runs {name} "
-    "itself. Pass such Vars as arguments, and take constants with tapegrad.stop_gradient."
+    "jit({name}): the traced program reads a Var's value (.data), holds a Var that "
+    "{name} closes over, or returns an object that is not numbers, lists, tuples and "
+    "dicts, so it cannot stand for other arguments: every call runs {name} itself. "
+    "Pass such Vars as arguments, and take constants with tapegrad.stop_gradient."
 )
+_UNTRACEABLE = (
+    "jit({name}): {name} converts its arguments to floats (float(x), Python's math "
+    "module, numpy on scalars), which jit cannot trace (it calls {name} with Vars): "
+    "every call runs {name} itself. tapegrad.math is the traceable drop-in for math."
+)
+
+
+def _warn_once(warned: set[str], message: str, f: Callable[..., Any]) -> None:
+    if message not in warned:
+        warned.add(message)
+        warnings.warn(message.format(name=getattr(f, "__name__", "f")), stacklevel=3)
 
 
 def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
@@ -161,7 +181,8 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
     if not isinstance(max_cache, int) or isinstance(max_cache, bool) or max_cache < 1:
         raise ValueError(f"jit: max_cache must be a positive int, got {max_cache!r}")
     cache = Cache(max_cache)
-    warned: list[bool] = []
+    warned: set[str] = set()
+    untraceable: set[Hashable] = set()  # signatures at which f converts a Var to a float
 
     @functools.wraps(f)
     def jitted(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -179,14 +200,27 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
                 return f(*args, **kwargs)
             result: R = unflatten(program.out_tree, flat)
             return result
-        traced = trace_call(f, args, kwargs)
+        if key in untraceable:
+            return f(*args, **kwargs)
+        try:
+            traced = trace_call(f, args, kwargs)
+        except ConversionError:  # f turned a traced value into a float (math.sin, float())
+            if len(untraceable) >= max_cache:  # bounded like the cache of programs
+                untraceable.clear()
+            untraceable.add(key)
+            _warn_once(warned, _UNTRACEABLE, f)
+            return f(*args, **kwargs)
         program = Program(traced)
         if program.replayable:
             program.compile()  # the first call pays for all of it: trace, generate, compile
             cache.add(key, program)
-        elif (program.captures_vars or program.read_values) and not warned:
-            warned.append(True)
-            warnings.warn(_NOT_KEPT.format(name=getattr(f, "__name__", "f")), stacklevel=2)
+            if not program.finite(flatten(traced.result, static=True)[0]):
+                # As at replay: f's own non-finite answer (or error), not the trace's.
+                return f(*args, **kwargs)
+        elif program.captures_vars or program.read_values or program.opaque_outputs:
+            _warn_once(warned, _NOT_KEPT, f)
+            if program.opaque_outputs:  # it may hold the trace's Vars: f's own object
+                return f(*args, **kwargs)
         out: R = traced.result
         return out
 

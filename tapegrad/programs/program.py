@@ -10,7 +10,7 @@
 %2 = input
 %3 = mul %1 %2
 %4 = add %3 2.0
-guard %4 > 0.0 (True)
+guard %4 > 0 (True)
 %5 = tanh %4
 return %5
 >>> len(prog), prog(1.0, 1.0) == f(1.0, 1.0)
@@ -25,7 +25,7 @@ from typing import Any
 
 from tapegrad.programs.pysource import GuardFailed, python_source
 from tapegrad.programs.recording import Const, Operand, Traced, is_input, numbered
-from tapegrad.pytree import flatten, structure_difference, unflatten
+from tapegrad.pytree import TreeDef, flatten, structure_difference, unflatten
 from tapegrad.viz import dot_string
 
 __all__ = ["Program", "GuardError"]
@@ -48,7 +48,7 @@ class Program:
     >>> prog = tg.trace(lambda x, n: x ** n if x > 0 else 0.0, 2.0, 3)
     >>> print(prog)
     %1 = input
-    guard %1 > 0.0 (True)
+    guard %1 > 0 (True)
     %2 = pow %1 3.0
     return %2
     >>> prog(1.5, 3), len(prog)
@@ -56,8 +56,8 @@ class Program:
     >>> try:
     ...     prog(-1.0, 3)
     ... except tg.GuardError as e:
-    ...     print(str(e)[:55])
-    program: guard %1 > 0.0 was True when traced and is not
+    ...     print(str(e)[:53])
+    program: guard %1 > 0 was True when traced and is not
     """
 
     def __init__(self, traced: Traced) -> None:
@@ -73,6 +73,9 @@ class Program:
         self.compared_nan = traced.recorder.compared_nan
         # f read a traced Var's .data: the program holds that value as a constant.
         self.read_values = traced.recorder.read_values
+        # An output that is not a pytree of numbers (an object, which may hold
+        # Vars or change) cannot be handed out again: such a trace is not kept.
+        self.opaque_outputs = _has_opaque(traced.out_tree)
         self._run: Callable[[Sequence[float]], list[Any]] | None = None
         self._arrays: dict[tuple[int, frozenset[int]], Callable[..., Any]] = {}
         # The outputs computed at replay (not constants): floats, checked by finite().
@@ -90,7 +93,9 @@ class Program:
     @property
     def replayable(self) -> bool:
         """Whether the program stands for ``f`` at other arguments (see :func:`tapegrad.jit`)."""
-        return not (self.compared_nan or self.captures_vars or self.read_values)
+        return not (
+            self.compared_nan or self.captures_vars or self.read_values or self.opaque_outputs
+        )
 
     def __str__(self) -> str:
         lines = ["%" + f"{n} = input" for n in range(1, self.n_inputs + 1)]
@@ -187,12 +192,24 @@ class Program:
         except (TypeError, ValueError):  # a Var, or a non-float where a float was traced
             return None
 
+    def _misfit(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """Why arguments do not fit: their structure, or the first fixed leaf that differs."""
+        leaves, tree = flatten((args, kwargs), "program: argument", static=True)
+        if tree != self.in_tree:
+            fixed = _static_difference(self.in_tree, tree)
+            if fixed is not None:
+                return fixed
+            return structure_difference(self.in_tree, tree) or "their structure differs"
+        for k, leaf in self.fixed.items():
+            if not _same(leaf, leaves[k]):
+                return f"fixed leaf {k} (not a float) was {leaf!r} when traced, is {leaves[k]!r}"
+        return "an argument traced as a float is not one (a Var?)"
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the program on new arguments of the structure it was traced with."""
         inputs = self.inputs_of(args, kwargs)
         if inputs is None:
-            _, tree = flatten((args, kwargs), "program: argument", static=True)
-            why = structure_difference(self.in_tree, tree) or "a fixed (non-float) leaf differs"
+            why = self._misfit(args, kwargs)
             raise ValueError(f"program: these arguments do not fit the traced ones: {why}")
         try:
             flat = self.run(inputs)
@@ -205,9 +222,35 @@ class Program:
         return unflatten(self.out_tree, flat)
 
 
+# Output objects that are values: handing the same one out again is safe.
+_PLAIN = (str, bytes, int, float, complex, bool, type(None))
+
+
+def _has_opaque(tree: TreeDef) -> bool:
+    """Whether a structure holds a static leaf that is not a plain immutable value."""
+    if tree.kind == "static":
+        return not isinstance(tree.keys[0], _PLAIN)
+    return any(_has_opaque(child) for child in tree.children)
+
+
+def _static_difference(traced: TreeDef, given: TreeDef) -> str | None:
+    """The first fixed (non-numeric) argument whose value differs, if that is the difference."""
+    if traced.kind == "static" and given.kind == "static":
+        old, new = traced.keys[0], given.keys[0]
+        return None if _same(old, new) else f"a fixed argument was {old!r} when traced, is {new!r}"
+    if traced.kind != given.kind or len(traced.children) != len(given.children):
+        return None
+    for a, b in zip(traced.children, given.children):
+        found = _static_difference(a, b)
+        if found is not None:
+            return found
+    return None
+
+
 def _name(o: Operand) -> str:
     if isinstance(o, Const):
-        return repr(o.value) if isinstance(o.value, float) else f"<{type(o.value).__name__}>"
+        v = o.value
+        return repr(v) if v.__class__ in (float, int, bool) else f"<{type(v).__name__}>"
     return f"%{o}"
 
 

@@ -151,7 +151,7 @@ class _Writer:
 
     def operand(self, o: Operand) -> str:
         if isinstance(o, Const):
-            text = literal(o.value) if isinstance(o.value, float) else ""
+            text = literal(o.value)
             if text:
                 return text if not text.startswith("-") else f"({text})"
             return self.name("k", o.value)
@@ -275,7 +275,7 @@ def python_source(
     steps: Sequence[Step],
     guards: Sequence[Guard],
     outputs: Sequence[Operand],
-    segment: int = SEGMENT,
+    segment: int | None = None,
     batched: set[int] | None = None,
 ) -> Source:
     """The program as ``program(inputs)`` returning the list of outputs.
@@ -284,6 +284,7 @@ def python_source(
     array dialect: ``program(inputs, xp, holds, bad, elementwise)`` returns
     ``(outputs, holds, bad)``.
     """
+    segment = SEGMENT if segment is None else segment
     writer = _Writer(batched)
     checks: dict[int, list[tuple[int, Guard]]] = {}
     for n, g in enumerate(guards):
@@ -397,6 +398,10 @@ def _negations_into_additions(
                 if isinstance(c, Const) and isinstance(c.value, float) and c.value == -1.0:
                     negated[step.out] = step.args[1 - k]
                     break
+    for step in steps:  # -x + -y is written -x - y: only the second negation folds
+        first, second = step.args[0], step.args[-1]
+        if step.rule is _ADD and first in negated and second in negated:
+            del negated[first]
     return negated
 
 

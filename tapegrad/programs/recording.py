@@ -28,6 +28,7 @@ from typing import Any
 from tapegrad._fastpaths import node_at
 from tapegrad.context import pop_tape, push_tape
 from tapegrad.handle import Handle, value_of
+from tapegrad.programs.arrays import may_raise
 from tapegrad.pytree import TreeDef, flatten, unflatten
 from tapegrad.rules import Rule
 from tapegrad.tape import INPUT, Tape
@@ -97,8 +98,8 @@ class Recorder:
                     refs.append(v)
                     continue
             else:
-                v = float(v)
-                refs.append(v)
+                # The number f compared with, as it was (an int exactly, a float32 as such).
+                refs.append(Const(v))
             if v != v:
                 self.compared_nan = True
         self.guards.append((len(self.ops), op, refs[0], refs[1], outcome))
@@ -188,8 +189,11 @@ def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ..
     needed = {o for o in outputs_raw if o.__class__ is int}
     for _, _, a, b, _ in rec.guards:
         needed.update(o for o in (a, b) if o.__class__ is int)
-    for index, _, operands in reversed(rec.ops):
-        if index in needed:
+    for index, rule, operands in reversed(rec.ops):
+        # An op whose float forward may raise stays even if no output needs
+        # it: f raises there, and so must a replay.
+        if index in needed or may_raise(rule):
+            needed.add(index)
             needed.update(o for o in operands if o.__class__ is int)
 
     numbers = {k: n for n, k in enumerate(traced.input_index, start=1)}
@@ -239,6 +243,8 @@ def _key(operand: Operand) -> Any:
     return operand
 
 
-def literal(value: float) -> str:
-    """A float as Python source, or '' when it has no literal (inf, nan)."""
-    return repr(value) if math.isfinite(value) else ""
+def literal(value: Any) -> str:
+    """A float, int or bool as Python source, or '' when it has none (inf, nan, others)."""
+    if value.__class__ is float:
+        return repr(value) if math.isfinite(value) else ""
+    return repr(value) if value.__class__ in (int, bool) else ""

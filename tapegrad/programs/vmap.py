@@ -270,8 +270,8 @@ def _elementwise(xp: Any, fn: Callable[..., float], arrays: list[Any], size: int
     for row in zip(*columns):
         try:
             out.append(float(fn(*row)))
-        except (ValueError, ZeroDivisionError, OverflowError):
-            out.append(float("nan"))  # f raises there: its sample goes to f (non-finite)
+        except Exception:  # f raises there (or this sample takes another branch)
+            out.append(float("nan"))  # non-finite: its sample, if it is one, goes to f
     return xp.asarray(out, dtype=xp.float64)
 
 
