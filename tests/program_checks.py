@@ -204,17 +204,42 @@ def median(values: Sequence[float]) -> float:
 
 
 def widest_gap(values: Sequence[float]) -> float:
-    """A threshold between values, in the middle of the widest gap between neighbours.
+    """A threshold between values, inside the widest gap between neighbours.
 
     For vmap: array functions may round a value differently from ``math`` by
     an ulp, so a sample lying *on* a threshold may take either branch. Away
     from every sample, each one's branch is the same for arrays and floats.
+    The split is at an irrational fraction of the gap, so that values a
+    whole or half step apart (floor, round) do not land on it either.
     """
     ordered = sorted(set(values))
     if len(ordered) == 1:
-        return ordered[0] - 1.0
+        return ordered[0] - _SPLIT
     gap, low = max((b - a, a) for a, b in itertools.pairwise(ordered))
-    return low + gap / 2
+    return low + gap * _SPLIT
+
+
+_SPLIT = math.sqrt(2.0) - 1.0
+
+
+def near_threshold(value: float, threshold: float) -> bool:
+    """Whether ``value`` is within rounding of ``threshold`` (its branch may go either way)."""
+    return abs(value - threshold) <= 1e-9 * max(abs(value), abs(threshold))
+
+
+def on_vars(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``f`` run on Vars, its results as floats: the semantics a trace records.
+
+    On floats, ``tapegrad.testing.Program`` computes ``x ** y`` with Python's
+    operator (a complex number for a negative base), where a Var raises
+    ``ValueError`` as ``math.pow`` does; jit and vmap trace with Vars. Where
+    the two differ, either is f's answer.
+    """
+
+    def g(*xs: float) -> Any:
+        return tg.stop_gradient(f(*[tg.Var(x) for x in xs]))
+
+    return g
 
 
 def every_op_used(prog: Any) -> bool:

@@ -25,6 +25,8 @@ from program_checks import (
     examples,
     leaves,
     near_points,
+    near_threshold,
+    on_vars,
     outcome,
     set_segment,
     widest_gap,
@@ -59,11 +61,15 @@ def counted(f: Callable[..., Any]) -> tuple[Callable[..., Any], list[tuple[Any, 
 
 
 def finite_everywhere(result: Any) -> bool:
-    return all(
-        np.all(np.isfinite(np.asarray(x, dtype=np.float64)))
-        for x in leaves(result)
-        if not isinstance(x, str)
-    )
+    """Whether every number of a result is a finite real (not inf, NaN, or complex)."""
+    try:
+        return all(
+            bool(np.all(np.isfinite(np.asarray(x, dtype=np.float64))))
+            for x in leaves(result)
+            if not isinstance(x, str)
+        )
+    except TypeError:  # a complex number: x ** y of floats with a negative base
+        return False
 
 
 # -- random programs ---------------------------------------------------------------------
@@ -75,9 +81,10 @@ TRANSFORMS: dict[str, Callable[[Callable[..., Any], int], Callable[..., Any]]] =
 }
 
 
-# round (and fmod, whose slope rounds) are left out until round batches
-# (test_round_is_batched, xfail).
-OPS = [name for name in BUILTIN_OPS if name not in ("round", "fmod")]
+# Left out until they batch as f computes them: round (and fmod, whose slope
+# rounds; test_round_is_batched), floor, ceil and trunc (whose -0.0 turns
+# copysign and atan2 around; test_rounding_functions_give_fs_zero_sign).
+OPS = [name for name in BUILTIN_OPS if name not in ("round", "fmod", "floor", "ceil", "trunc")]
 
 
 @pytest.mark.parametrize("namespace", list(NAMESPACES))
@@ -99,15 +106,24 @@ def test_random_programs_with_a_branch_match_a_loop(
     far_points = [tuple(far[k : k + n]) for k in range(0, len(far) - n + 1, n)]
     points = near + far_points
     results = [outcome(f, *p) for p in points]
-    # Samples where f returns finite values: vmap gives f's, each on its own branch.
-    good = [p for p, r in zip(points, results) if r[0] == "ok" and finite_everywhere(f(*p))]
-    batched = tg.vmap(f)(*columns(xp, good))
+    on_var_results = [outcome(on_vars(f), *p) for p in points]
+
+    def good(k: int) -> bool:
+        """f gives finite values on floats and on Vars, and the guard is clear-cut."""
+        p, r, rv = points[k], results[k], on_var_results[k]
+        if r[0] != "ok" or rv[0] != "ok" or not finite_everywhere(f(*p)):
+            return False
+        return not near_threshold(prog(*p), threshold)
+
+    samples = [p for k, p in enumerate(points) if good(k)]
+    assume(samples)
+    batched = tg.vmap(f)(*columns(xp, samples))
     for x in leaves(batched):
         assert isinstance(x, type(xp.asarray(0.0)))  # arrays of the inputs' namespace
-    assert_batch_matches(batched, loop(f, good))
+    assert_batch_matches(batched, loop(f, samples))
     # The whole batch: where f raises at some sample, vmap raises what f raises
-    # there (the type: on floats f raises Python's message, vmap's trace the Var's).
-    errors = {r[1] for r in results if r[0] == "raises"}
+    # there (the type: messages differ between f on floats and the Vars vmap traces).
+    errors = {r[1] for r in results + on_var_results if r[0] == "raises"}
     if errors:
         got = outcome(tg.vmap(f), *columns(xp, points))
         assert got[0] == "raises" and got[1] in errors, (got, errors)
@@ -267,6 +283,25 @@ def test_round_is_batched() -> None:
     assert_batch_matches(tg.vmap(g)(np.array([0.7, 0.9])), [g(0.7), g(0.9)], rtol=0.0)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the array forms of floor, ceil and trunc keep a -0.0 that the rules' float "
+    "forwards (float(math.ceil(x))) make 0.0: f = lambda x: tg.math.copysign(2.0, "
+    "tg.math.ceil(x)); tg.vmap(f)(np.array([-0.5, -0.0])) -> [-2.0, -2.0], the loop gives "
+    "[2.0, 2.0] (likewise floor(-0.0), trunc(-0.5))",
+)
+@pytest.mark.parametrize("name", ["floor", "ceil", "trunc"])
+def test_rounding_functions_give_fs_zero_sign(name: str) -> None:
+    rounding = getattr(tg.math, name)
+
+    def f(x: Any) -> Any:
+        return tg.math.copysign(2.0, rounding(x))
+
+    xs = [-0.5, -0.0, 0.5, 0.0]
+    got = np.asarray(tg.vmap(f)(np.array(xs)))
+    assert got.tolist() == [f(x) for x in xs]
+
+
 # -- axes and outputs ---------------------------------------------------------------------------
 
 
@@ -389,6 +424,19 @@ def test_bad_batched_arguments_and_axes() -> None:
         tg.vmap(lambda x: x, out_axes=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="callable"):
         tg.vmap("f")  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="out_axes out of range is taken modulo the output's rank, where in_axes out of "
+    "range raises: tg.vmap(lambda r: r * 2.0, out_axes=2)(np.zeros((4, 3))) -> shape (4, 3), "
+    "out_axes=5 -> (3, 4), out_axes=1 on scalar outputs -> (n,); expected ValueError",
+)
+def test_out_axes_out_of_range_is_an_error() -> None:
+    with pytest.raises(ValueError, match="out_axes"):
+        tg.vmap(lambda r: r * 2.0, out_axes=2)(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="out_axes"):
+        tg.vmap(lambda x: x * 2.0, out_axes=1)(np.zeros(3))
 
 
 @pytest.mark.xfail(
