@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -342,10 +342,16 @@ POINTS = [(1.0, 2.0), (-1.0, 0.5), (0.3, 0.2), (-2.0, -3.0), (1.5, 2.5), (-1.2, 
     ids=["hessian", "grad-grad", "jacobian", "jacfwd", "grad3", "jvp", "vjp", "hvp"],
 )
 def test_jit_of_nested_transforms_equals_them(make: Callable[..., Any]) -> None:
-    jitted = tg.jit(make(g))
+    counted_g, calls = counted(g)
+    make(counted_g)(*POINTS[0])
+    per_call = len(calls)  # how often the transform calls g
+    del calls[:]
+    jitted = tg.jit(make(counted_g))
     for p in POINTS + POINTS:  # the second round replays
         assert_same(jitted, make(g), *p)
     assert jitted.cache.size == 2  # type: ignore[attr-defined]
+    # One trace per branch, replays after: no fallback to f hid a broken replay.
+    assert len(calls) == 2 * per_call
 
 
 def test_jit_of_hessian_by_hand() -> None:
@@ -669,6 +675,18 @@ def test_ints_bools_and_strings_are_static_floats_are_inputs() -> None:
 # -- big programs ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def default_recursion_limit() -> Iterator[None]:
+    """CPython's default limit: big programs must not recurse (compile() of one
+    expression of 10^4 terms would)."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def sin_chain(x: Any, y: Any, n: int) -> Any:
     acc = x
     for _ in range(n):
@@ -676,14 +694,17 @@ def sin_chain(x: Any, y: Any, n: int) -> Any:
     return acc
 
 
+@pytest.mark.usefixtures("default_recursion_limit")
 def test_a_program_of_10_5_ops_traces_compiles_and_replays_f() -> None:
     n = 50_000  # two ops per step: 10^5 ops
-    jitted = tg.jit(sin_chain)
+    counted_chain, calls = counted(sin_chain)
+    jitted = tg.jit(counted_chain)
     start = time.perf_counter()
     assert jitted(0.3, 0.7, n) == sin_chain(0.3, 0.7, n)  # trace
     assert jitted(0.4, 0.6, n) == sin_chain(0.4, 0.6, n)  # compile and replay
     assert jitted(-0.5, 1.1, n) == sin_chain(-0.5, 1.1, n)  # replay
     elapsed = time.perf_counter() - start
+    assert len(calls) == 1  # the replays ran the program: jit did not fall back to f
     (program,) = next(iter(jitted.cache.branches.values()))  # type: ignore[attr-defined]
     assert len(program) == 2 * n
     assert program.source.count("def part") == -(-2 * n // pysource.SEGMENT)
@@ -691,13 +712,14 @@ def test_a_program_of_10_5_ops_traces_compiles_and_replays_f() -> None:
 
 
 @slow
+@pytest.mark.usefixtures("default_recursion_limit")
 def test_a_program_of_10_6_ops_works() -> None:
-    n = 500_000
-    jitted = tg.jit(sin_chain)
+    n = 500_000  # 10^6 ops, with the default recursion limit
+    counted_chain, calls = counted(sin_chain)
+    jitted = tg.jit(counted_chain)
     assert jitted(0.3, 0.7, n) == sin_chain(0.3, 0.7, n)
     assert jitted(0.4, 0.6, n) == sin_chain(0.4, 0.6, n)
-    limit = sys.getrecursionlimit()
-    assert limit == sys.getrecursionlimit()
+    assert len(calls) == 1
 
 
 # -- threads ----------------------------------------------------------------------------------
