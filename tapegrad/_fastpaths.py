@@ -15,13 +15,14 @@ from math import exp, tanh
 from math import pow as power
 from typing import TYPE_CHECKING, Any
 
+from tapegrad.chunks import Keep, keep_of, merge_keeps
 from tapegrad.context import ambient, get_ident
-from tapegrad.handle import Handle, is_real
+from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import Keep, Tape, merge_keeps
+from tapegrad.tape import Tape
 
-__all__ = ["Var", "Value", "Node", "apply", "node_at", "dot"]
+__all__ = ["Var", "Value", "Node", "TracedNode", "apply", "node_at", "dot"]
 
 _ADD = RULES["add"]
 _DIV = RULES["div"]
@@ -63,22 +64,20 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
+                a = self.data
+                b = other.data
+                out = a + b
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                a = self.data
-                b = other.data
-                out = a + b
-                pa = 1.0
-                pb = 1.0
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -90,21 +89,45 @@ class Var(Handle):
                 return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
-                reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
-                j = other._index
-                keep = other._keep
                 a = self.data
                 b = other.data
                 out = a + b
-                pa = 1.0
-                pb = 1.0
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                j = other._index
+                keep = other._keep
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                out = a + b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -116,21 +139,22 @@ class Var(Handle):
                 return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
-                i = self._index
-                reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
-                keep = self._keep
                 a = self.data
                 b = other.data
                 out = a + b
-                pa = 1.0
-                pb = 1.0
+                i = self._index
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -141,21 +165,50 @@ class Var(Handle):
                     tape.seal()
                 return v
             elif tape is None:
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 a = self.data
                 b = other.data
                 out = a + b
-                pa = 1.0
-                pb = 1.0
+                tape = ambient()
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = None
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                out = a + b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -167,17 +220,38 @@ class Var(Handle):
                 return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 out = a + c
-                pa = 1.0
+                i = self._index
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(i)
                 tape.in2.append(0)
-                tape.p1.append(pa)
+                tape.p1.append(1.0)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = a + c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(1.0)
                 tape.p2.append(0.0)
                 tape.vals.append(out)
                 v = Node()
@@ -198,18 +272,39 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 out = c + a
-                pa = 1.0
+                i = self._index
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_ADD)
                 tape.in1.append(0)
                 tape.in2.append(i)
                 tape.p1.append(0.0)
-                tape.p2.append(pa)
+                tape.p2.append(1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = c + a
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_ADD)
+                tape.in1.append(0)
+                tape.in2.append(i)
+                tape.p1.append(0.0)
+                tape.p2.append(1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -229,22 +324,20 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
+                a = self.data
+                b = other.data
+                out = a - b
                 i = self._index
                 j = other._index
                 keep = self._keep
                 if other._keep is not keep:
                     keep = merge_keeps(keep, other._keep)
-                a = self.data
-                b = other.data
-                out = a - b
-                pa = 1.0
-                pb = -1.0
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -256,21 +349,45 @@ class Var(Handle):
                 return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
-                reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
-                j = other._index
-                keep = other._keep
                 a = self.data
                 b = other.data
                 out = a - b
-                pa = 1.0
-                pb = -1.0
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                j = other._index
+                keep = other._keep
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                out = a - b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -282,21 +399,22 @@ class Var(Handle):
                 return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
-                i = self._index
-                reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
-                keep = self._keep
                 a = self.data
                 b = other.data
                 out = a - b
-                pa = 1.0
-                pb = -1.0
+                i = self._index
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -307,21 +425,50 @@ class Var(Handle):
                     tape.seal()
                 return v
             elif tape is None:
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 a = self.data
                 b = other.data
                 out = a - b
-                pa = 1.0
-                pb = -1.0
+                tape = ambient()
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = None
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(j)
-                tape.p1.append(pa)
-                tape.p2.append(pb)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                out = a - b
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(1.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -333,17 +480,38 @@ class Var(Handle):
                 return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 out = a - c
-                pa = 1.0
+                i = self._index
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(i)
                 tape.in2.append(0)
-                tape.p1.append(pa)
+                tape.p1.append(1.0)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = a - c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(1.0)
                 tape.p2.append(0.0)
                 tape.vals.append(out)
                 v = Node()
@@ -364,18 +532,39 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 out = c - a
-                pa = -1.0
+                i = self._index
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_SUB)
                 tape.in1.append(0)
                 tape.in2.append(i)
                 tape.p1.append(0.0)
-                tape.p2.append(pa)
+                tape.p2.append(-1.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = c - a
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
+                k = len(tape.in1)
+                tape.rules.append(_SUB)
+                tape.in1.append(0)
+                tape.in2.append(i)
+                tape.p1.append(0.0)
+                tape.p2.append(-1.0)
                 tape.vals.append(out)
                 v = Node()
                 v.data = out
@@ -395,16 +584,16 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
-                i = self._index
-                j = other._index
-                keep = self._keep
-                if other._keep is not keep:
-                    keep = merge_keeps(keep, other._keep)
                 a = self.data
                 b = other.data
                 out = a * b
                 pa = b
                 pb = a
+                i = self._index
+                j = other._index
+                keep = self._keep
+                if other._keep is not keep:
+                    keep = merge_keeps(keep, other._keep)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -422,15 +611,43 @@ class Var(Handle):
                 return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
-                reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
-                j = other._index
-                keep = other._keep
                 a = self.data
                 b = other.data
                 out = a * b
                 pa = b
                 pb = a
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                j = other._index
+                keep = other._keep
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(pa)
+                tape.p2.append(pb)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                out = a * b
+                pa = b
+                pb = a
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -448,15 +665,18 @@ class Var(Handle):
                 return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
-                i = self._index
-                reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
-                keep = self._keep
                 a = self.data
                 b = other.data
                 out = a * b
                 pa = b
                 pb = a
+                i = self._index
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = self._keep
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -473,15 +693,48 @@ class Var(Handle):
                     tape.seal()
                 return v
             elif tape is None:
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 a = self.data
                 b = other.data
                 out = a * b
                 pa = b
                 pb = a
+                tape = ambient()
+                reg = self._reg
+                if reg is not None and reg[0] is tape.serial:
+                    i = reg[1]
+                else:
+                    i = tape.index_of(self)
+                reg = other._reg
+                if reg is not None and reg[0] is tape.serial:
+                    j = reg[1]
+                else:
+                    j = tape.index_of(other)
+                keep = None
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(i)
+                tape.in2.append(j)
+                tape.p1.append(pa)
+                tape.p2.append(pb)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                out = a * b
+                pa = b
+                pb = a
+                tape = ambient()
+                i = tape.index_of(self)
+                j = tape.index_of(other)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -499,12 +752,35 @@ class Var(Handle):
                 return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 out = a * c
                 pa = c
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = a * c
+                pa = c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(i)
@@ -530,12 +806,35 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 out = c * a
                 pa = c
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_MUL)
+                tape.in1.append(0)
+                tape.in2.append(i)
+                tape.p1.append(0.0)
+                tape.p2.append(pa)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                out = c * a
+                pa = c
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_MUL)
                 tape.in1.append(0)
@@ -561,17 +860,17 @@ class Var(Handle):
         cls = other.__class__
         if cls is Node:
             if other._tape is tape and tape.writer == get_ident():
-                i = self._index
-                j = other._index
-                keep = self._keep
-                if other._keep is not keep:
-                    keep = merge_keeps(keep, other._keep)
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
+                    i = self._index
+                    j = other._index
+                    keep = self._keep
+                    if other._keep is not keep:
+                        keep = merge_keeps(keep, other._keep)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -589,16 +888,45 @@ class Var(Handle):
                     return v
             elif tape is None and not other._tape.level and other._tape.writer == get_ident():
                 tape = other._tape
-                reg = self._reg
-                i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
-                j = other._index
-                keep = other._keep
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
+                    reg = self._reg
+                    if reg is not None and reg[0] is tape.serial:
+                        i = reg[1]
+                    else:
+                        i = tape.index_of(self)
+                    j = other._index
+                    keep = other._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(i)
+                    tape.in2.append(j)
+                    tape.p1.append(pa)
+                    tape.p2.append(pb)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif (tape is None or not tape.level) and not other._tape.level:
+                a = self.data
+                b = other.data
+                if b.__class__ is float and b != 0.0:
+                    out = a / b
+                    pa = 1.0 / b
+                    pb = -out / b
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    j = tape.index_of(other)
+                    keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -616,16 +944,19 @@ class Var(Handle):
                     return v
         elif cls is Var:
             if tape is not None and not tape.level and tape.writer == get_ident():
-                i = self._index
-                reg = other._reg
-                j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
-                keep = self._keep
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
+                    i = self._index
+                    reg = other._reg
+                    if reg is not None and reg[0] is tape.serial:
+                        j = reg[1]
+                    else:
+                        j = tape.index_of(other)
+                    keep = self._keep
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -642,16 +973,50 @@ class Var(Handle):
                         tape.seal()
                     return v
             elif tape is None:
-                tape = ambient()
-                i = tape.index_of(self)
-                j = tape.index_of(other)
-                keep = None
                 a = self.data
                 b = other.data
                 if b.__class__ is float and b != 0.0:
                     out = a / b
                     pa = 1.0 / b
                     pb = -out / b
+                    tape = ambient()
+                    reg = self._reg
+                    if reg is not None and reg[0] is tape.serial:
+                        i = reg[1]
+                    else:
+                        i = tape.index_of(self)
+                    reg = other._reg
+                    if reg is not None and reg[0] is tape.serial:
+                        j = reg[1]
+                    else:
+                        j = tape.index_of(other)
+                    keep = None
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(i)
+                    tape.in2.append(j)
+                    tape.p1.append(pa)
+                    tape.p2.append(pb)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif not tape.level:
+                a = self.data
+                b = other.data
+                if b.__class__ is float and b != 0.0:
+                    out = a / b
+                    pa = 1.0 / b
+                    pb = -out / b
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    j = tape.index_of(other)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -669,13 +1034,37 @@ class Var(Handle):
                     return v
         elif cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 if c != 0.0:
                     out = a / c
                     pa = 1.0 / c
+                    i = self._index
+                    keep = self._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(i)
+                    tape.in2.append(0)
+                    tape.p1.append(pa)
+                    tape.p2.append(0.0)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                if c != 0.0:
+                    out = a / c
+                    pa = 1.0 / c
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(i)
@@ -701,13 +1090,37 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
                 if a.__class__ is float and a != 0.0:
                     out = c / a
                     pa = -out / a
+                    i = self._index
+                    keep = self._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_DIV)
+                    tape.in1.append(0)
+                    tape.in2.append(i)
+                    tape.p1.append(0.0)
+                    tape.p2.append(pa)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                if a.__class__ is float and a != 0.0:
+                    out = c / a
+                    pa = -out / a
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_DIV)
                     tape.in1.append(0)
@@ -733,11 +1146,9 @@ class Var(Handle):
         cls = other.__class__
         if cls is float or cls is int:
             if tape is not None and tape.writer == get_ident():
-                i = self._index
-                keep = self._keep
                 a = self.data
                 c = other if cls is float else float(other)
-                if a.__class__ is float and (a > 0.0 or (a < 0.0 and c.is_integer())):
+                if a.__class__ is float and (c == 2.0 or a > 0.0 or (a < 0.0 and c.is_integer())):
                     try:
                         if c == 2.0:
                             out = a * a
@@ -747,6 +1158,39 @@ class Var(Handle):
                             pa = scaled_pow(c, a, c - 1.0)
                     except OverflowError:
                         return self._record(_POW, (self, other))
+                    i = self._index
+                    keep = self._keep
+                    k = len(tape.in1)
+                    tape.rules.append(_POW)
+                    tape.in1.append(i)
+                    tape.in2.append(0)
+                    tape.p1.append(pa)
+                    tape.p2.append(0.0)
+                    tape.vals.append(out)
+                    v = Node()
+                    v.data = out
+                    v._tape = tape
+                    v._index = k
+                    v._keep = keep
+                    if k >= tape.limit:
+                        tape.seal()
+                    return v
+            elif tape is None or not tape.level:
+                a = self.data
+                c = other if cls is float else float(other)
+                if a.__class__ is float and (c == 2.0 or a > 0.0 or (a < 0.0 and c.is_integer())):
+                    try:
+                        if c == 2.0:
+                            out = a * a
+                            pa = 2.0 * a
+                        else:
+                            out = power(a, c)
+                            pa = scaled_pow(c, a, c - 1.0)
+                    except OverflowError:
+                        return self._record(_POW, (self, other))
+                    tape = ambient()
+                    i = tape.index_of(self)
+                    keep = keep_of(self, tape)
                     k = len(tape.in1)
                     tape.rules.append(_POW)
                     tape.in1.append(i)
@@ -770,16 +1214,36 @@ class Var(Handle):
         """neg(self), with a fast path for intermediates; see RULES['neg']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             out = -a
-            pa = -1.0
+            i = self._index
+            keep = self._keep
             k = len(tape.in1)
             tape.rules.append(_NEG)
             tape.in1.append(i)
             tape.in2.append(0)
-            tape.p1.append(pa)
+            tape.p1.append(-1.0)
+            tape.p2.append(0.0)
+            tape.vals.append(out)
+            v = Node()
+            v.data = out
+            v._tape = tape
+            v._index = k
+            v._keep = keep
+            if k >= tape.limit:
+                tape.seal()
+            return v
+        elif tape is None or not tape.level:
+            a = self.data
+            out = -a
+            tape = ambient()
+            i = tape.index_of(self)
+            keep = keep_of(self, tape)
+            k = len(tape.in1)
+            tape.rules.append(_NEG)
+            tape.in1.append(i)
+            tape.in2.append(0)
+            tape.p1.append(-1.0)
             tape.p2.append(0.0)
             tape.vals.append(out)
             v = Node()
@@ -796,12 +1260,35 @@ class Var(Handle):
         """relu(self), with a fast path for intermediates; see RULES['relu']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             if a.__class__ is float and a == a:
                 out = a if a > 0.0 else 0.0
                 pa = 1.0 if a > 0.0 else 0.0
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_RELU)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+        elif tape is None or not tape.level:
+            a = self.data
+            if a.__class__ is float and a == a:
+                out = a if a > 0.0 else 0.0
+                pa = 1.0 if a > 0.0 else 0.0
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_RELU)
                 tape.in1.append(i)
@@ -823,12 +1310,35 @@ class Var(Handle):
         """tanh(self), with a fast path for intermediates; see RULES['tanh']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             if a.__class__ is float:
                 out = tanh(a)
                 pa = 1.0 - out * out
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_TANH)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+        elif tape is None or not tape.level:
+            a = self.data
+            if a.__class__ is float:
+                out = tanh(a)
+                pa = 1.0 - out * out
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_TANH)
                 tape.in1.append(i)
@@ -850,12 +1360,35 @@ class Var(Handle):
         """exp(self), with a fast path for intermediates; see RULES['exp']."""
         tape = self._tape
         if tape is not None and tape.writer == get_ident():
-            i = self._index
-            keep = self._keep
             a = self.data
             if a.__class__ is float and a < 700.0:
                 out = exp(a)
                 pa = out
+                i = self._index
+                keep = self._keep
+                k = len(tape.in1)
+                tape.rules.append(_EXP)
+                tape.in1.append(i)
+                tape.in2.append(0)
+                tape.p1.append(pa)
+                tape.p2.append(0.0)
+                tape.vals.append(out)
+                v = Node()
+                v.data = out
+                v._tape = tape
+                v._index = k
+                v._keep = keep
+                if k >= tape.limit:
+                    tape.seal()
+                return v
+        elif tape is None or not tape.level:
+            a = self.data
+            if a.__class__ is float and a < 700.0:
+                out = exp(a)
+                pa = out
+                tape = ambient()
+                i = tape.index_of(self)
+                keep = keep_of(self, tape)
                 k = len(tape.in1)
                 tape.rules.append(_EXP)
                 tape.in1.append(i)
@@ -892,9 +1425,35 @@ class Node(Var):
         __init__ = object.__init__
 
 
+class TracedNode(Node):
+    """A Var of a tape that :func:`tapegrad.trace` records.
+
+    Reading its value (``.data``) is noted on the trace: a recorded program
+    replays ops, so a value read in Python and used as a number would be
+    replayed as the constant it was (``tapegrad.jit`` then keeps no program;
+    :func:`tapegrad.stop_gradient` is the recorded way to take a value).
+    """
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> float:
+        """The value, read at trace time (noted: see the class docstring)."""
+        tape = self._tape
+        if tape is not None and tape.trace is not None:
+            tape.trace.read_values = True
+        return value_of(self)  # type: ignore[no-any-return]
+
+    @data.setter
+    def data(self, value: float) -> None:
+        raise TypeError("the value of a traced Var cannot be set")
+
+
 Node.__name__ = Node.__qualname__ = "Var"
+TracedNode.__name__ = TracedNode.__qualname__ = "Var"
 Var._leaf_class = Var
 Value = Var
+_set_data = Handle.__dict__["data"].__set__
 
 
 def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
@@ -908,8 +1467,8 @@ def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
 
 def node_at(tape: Tape, index: int, value: Any, keep: Keep = None) -> Var:
     """The Var of entry ``index`` of ``tape``, whose value is ``value``."""
-    v = Node()
-    v.data = value
+    v = Node() if tape.trace is None else TracedNode()
+    _set_data(v, value)
     v._tape = tape
     v._index = index
     v._keep = keep
@@ -947,9 +1506,10 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
     serial = tape.serial
     cls = start.__class__
     keep: Any = None
+    pending: Any = None  # a leaf start: registered at the first add, as the loop's `+` does
     if cls is Var:
-        reg = start._reg
-        i_acc = reg[1] if reg is not None and reg[0] is serial else tape.index_of(start)
+        pending = start
+        i_acc = -1
         p_acc = 1.0
         value = start.data
     elif cls is Node and start._tape is tape:
@@ -965,57 +1525,68 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
         return _dot_loop(xs, ys, start)
     rules, in1, in2 = tape.rules.append, tape.in1.append, tape.in2.append
     p1, p2, vals = tape.p1.append, tape.p2.append, tape.vals.append
+    limit = tape.limit
     for n in range(len(xs)):
         x = xs[n]
         y = ys[n]
-        cls = x.__class__
-        if cls is Var:
-            reg = x._reg
-            ix = reg[1] if reg is not None and reg[0] is serial else tape.index_of(x)
-        elif cls is Node and x._tape is tape:
-            ix = x._index
-            if x._keep is not None:
-                keep = merge_keeps(keep, x._keep)
-        else:
-            ix = -1
-        cls = y.__class__
-        if cls is Node and y._tape is tape:
-            iy = y._index
-            vy = y.data
-            py = x.data
-            if y._keep is not None:
-                keep = merge_keeps(keep, y._keep)
-        elif cls is float:
-            iy = 0
-            vy = y
-            py = 0.0
-        else:
-            iy = -1
-        if ix < 0 or iy < 0:  # hand over to the operator loop from the sum so far
+        cls_x = x.__class__
+        cls_y = y.__class__
+        x_node = cls_x is Node and x._tape is tape
+        y_node = cls_y is Node and y._tape is tape
+        if not (cls_x is Var or x_node) or not (y_node or cls_y is float or cls_y is int):
+            # hand over to the operator loop from the sum so far
             acc = start if n == 0 else node_at(tape, i_acc, value, keep)
             return _dot_loop(xs[n:], ys[n:], acc)
+        if x_node:
+            ix = x._index
+            keep_term = x._keep
+        else:
+            reg = x._reg
+            ix = reg[1] if reg is not None and reg[0] is serial else tape.index_of(x)
+            keep_term = None
         vx = x.data
+        if y_node:
+            iy = y._index
+            vy = y.data
+            py = vx
+            if y._keep is not None:
+                keep_term = merge_keeps(keep_term, y._keep)
+        else:
+            iy = 0
+            vy = y if cls_y is float else float(y)
+            py = 0.0
         product = vx * vy
-        k = len(tape.in1)
-        rules(_MUL)  # the entry of x * y (a float's index is 0)
+        k = k_mul = len(tape.in1)
+        rules(_MUL)  # the entry of x * y (a number's index is 0)
         in1(ix)
         in2(iy)
         p1(vy)
         p2(py)
         vals(product)
+        if k >= limit:  # the loop seals here: the rest starts on a new chunk
+            tape.seal()
+            term = node_at(tape, k, product, keep_term)
+            acc = start if n == 0 else node_at(tape, i_acc, value, keep)
+            return _dot_loop(xs[n + 1 :], ys[n + 1 :], acc + term)
+        if pending is not None:
+            reg = pending._reg
+            i_acc = reg[1] if reg is not None and reg[0] is serial else tape.index_of(pending)
+            pending = None
+        keep = merge_keeps(keep, keep_term) if keep_term is not None else keep
         value = value + product
+        k = len(tape.in1)
         rules(_ADD)  # the entry of acc + (x * y)
         in1(i_acc)
-        in2(k)
+        in2(k_mul)
         p1(p_acc)
         p2(1.0)
         vals(value)
-        i_acc = k + 1
+        i_acc = k
         p_acc = 1.0
-    v = node_at(tape, i_acc, value, keep)
-    if i_acc >= tape.limit:  # a chunk may overrun its limit by one dot's entries
-        tape.seal()
-    return v
+        if k >= limit:
+            tape.seal()
+            return _dot_loop(xs[n + 1 :], ys[n + 1 :], node_at(tape, k, value, keep))
+    return node_at(tape, i_acc, value, keep)
 
 
 def _dot_loop(xs: Sequence[Any], ys: Sequence[Any], start: Any) -> Any:

@@ -55,6 +55,7 @@ Means multiply by ``1 / n`` (a float fast path) instead of dividing.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -203,6 +204,31 @@ class Module:
         """Set ``.grad`` of every parameter to 0 (gradients add up otherwise)."""
         for p in self.parameters():
             p.grad = 0.0
+
+    def with_parameters(self, values: Sequence[Scalar]) -> Module:
+        """A copy of this model computing with ``values`` (floats or Vars) as its parameters.
+
+        ``values`` follow the order of :meth:`parameters`. This is the model as
+        a function of its parameters, for the transforms (like
+        ``torch.func.functional_call``): ``grad(lambda p:
+        loss(model.with_parameters(p)))(values)``, and ``jit`` of that. The
+        copy's ``parameters()`` is empty when ``values`` are not leaves.
+
+        >>> model = MLP(2, [1], activation="relu", rng=random.Random(0))
+        >>> values = [p.data for p in model.parameters()]
+        >>> twin = model.with_parameters([2.0 * v for v in values])
+        >>> twin([1.0, 1.0]) == 2.0 * model([1.0, 1.0]).data  # floats in, a float out
+        True
+        """
+        params = self.parameters()
+        if len(values) != len(params):
+            raise ValueError(
+                f"with_parameters: {type(self).__name__} has {len(params)} parameters, "
+                f"got {len(values)} values"
+            )
+        # deepcopy consults the memo first: each parameter becomes its value.
+        memo: dict[int, Any] = {id(p): v for p, v in zip(params, values)}
+        return copy.deepcopy(self, memo)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The model's computation; subclasses define it."""

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tapegrad.chunks import Keep, keep_of, merge_keeps
 from tapegrad.context import current_stack, get_ident
-from tapegrad.handle import Handle, is_real
+from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.rules import Rule, call
-from tapegrad.tape import CONT, Keep, Tape, keep_of, merge_keeps
+from tapegrad.tape import CONT, Tape
 
 __all__ = ["record", "evaluate"]
 
@@ -92,7 +93,7 @@ def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
         if isinstance(a, Handle):
             t = a._tape
             if t is tape or (level == 0 and (t is None or t.level == 0)):
-                values.append(a.data)
+                values.append(value_of(a))
                 live.append(True)
                 continue
             if t is not None and t.level == level:
@@ -110,6 +111,8 @@ def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
         for p, on in zip(rule.partials, live)
     ]
     index = [tape.index_of(a) if on else 0 for a, on in zip(args, live)]
+    if out.__class__ is not float or any(p.__class__ is not float for p in partials):
+        tape.objects = True
     keep: Keep = None
     if level == 0:
         for a, on in zip(args, live):

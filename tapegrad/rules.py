@@ -211,12 +211,22 @@ def _scaled_pow(c: float, x: float, p: float) -> float:
     if x == 0.0:
         return c * 0.0 if p > 0.0 else c * math.inf
     try:
-        return c * math.pow(x, p)
-    except OverflowError:  # the slope is finite in theory, inf in floats
-        negative = x < 0.0 and p % 2.0 == 1.0
-        return math.copysign(math.inf, -c if negative else c)
+        power = math.pow(x, p)
+    except OverflowError:
+        power = math.inf
     except ValueError:  # a negative base to a fractional power: no real slope
         return math.nan
+    value = c * power
+    if power != 0.0 and math.isfinite(value):
+        return value
+    # x ** p overflowed or underflowed, or the product did: c * x ** p may
+    # still be finite (c tiny, or huge): in logarithms, exp(log|c| + p log|x|).
+    negative = (c < 0.0) != (x < 0.0 and p % 2.0 == 1.0)
+    try:
+        magnitude = math.exp(math.log(abs(c)) + p * math.log(abs(x)))
+    except OverflowError:
+        magnitude = math.inf
+    return -magnitude if negative else magnitude
 
 
 def _min_dx(x: float, y: float) -> float:
@@ -324,6 +334,8 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("copysign", "copysign", math.copysign,    (lambda x, y, out: sign(x) * copysign(1.0, y), _zero)),
     # fmod(x, y) = x - n y with n the integer quotient truncated: (x - out) / y, rounded.
     Rule("fmod",    "fmod",  math.fmod,            (lambda x, y, out: 1.0,         lambda x, y, out: -round_((x - out) / y, 0.0))),
+    # stop_gradient of a traced Var: its value, as a constant of every tape above.
+    Rule("stop",    "stop",  lambda x: x,          (_zero,)),
     # The vocabulary of the partials above: value-dependent choices as primitives.
     Rule("step",    "step",  _step,                (_zero,)),
     Rule("sign",    "sign",  _sign,                (_zero,)),

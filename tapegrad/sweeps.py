@@ -6,19 +6,22 @@ adjoint with 1, then for every entry ``k`` from the output down,
 order of the sweep is already right: nothing recurses, nothing is sorted, and
 a node used twice receives two contributions.
 
-One convention holds in every sweep: an adjoint that is exactly ``0.0`` (a
-float) is not propagated, so ``0 * inf`` contributes 0, not NaN (the
-derivative of ``sqrt(x) * 0.0`` at 0 is 0, the slope of the zero function).
-An adjoint that is an outer Var is always propagated, whatever its value:
-its own derivative need not be 0.
+One convention holds in every sweep: a product with an exact ``0.0`` (a
+float: a zero adjoint, or a zero partial such as relu's slope below 0) is
+0, whatever the other factor, so ``0 * inf`` contributes 0, not NaN. The
+derivative of ``sqrt(x) * 0.0`` at 0 is 0 (the slope of the zero function),
+in reverse mode and in forward mode alike. A partial or adjoint that is an
+outer Var is always multiplied, whatever its value: its own derivative need
+not be 0.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tapegrad.chunks import LOCK
 from tapegrad.context import get_ident
-from tapegrad.tape import LOCK, Tape
+from tapegrad.tape import Tape
 
 __all__ = ["sweep_floats", "sweep_objects", "sweep_forward", "backward"]
 
@@ -31,10 +34,14 @@ def sweep_floats(tape: Tape, adj: list[float], start: int) -> None:
         if g:  # most adjoints of a big graph are zero for a given output
             i = in1[k]
             if i:
-                adj[i] += p1[k] * g
+                p = p1[k]
+                if p:  # 0 * inf is 0 here (see the module docstring)
+                    adj[i] += p * g
             j = in2[k]
             if j:
-                adj[j] += p2[k] * g
+                p = p2[k]
+                if p:
+                    adj[j] += p * g
 
 
 def sweep_objects(tape: Tape, adj: list[Any], start: int) -> None:
@@ -57,36 +64,47 @@ def sweep_objects(tape: Tape, adj: list[Any], start: int) -> None:
         i = in1[k]
         if i:
             p = p1[k]
-            c = p if unit else g if p.__class__ is float and p == 1.0 else p * g
-            a = adj[i]
-            adj[i] = c if a is None else a + c
+            if p.__class__ is not float:
+                c = p if unit else p * g
+            elif p:  # a zero partial contributes nothing: 0 * inf is 0 here
+                c = g if p == 1.0 else p if unit else p * g
+            else:
+                c = None
+            if c is not None:
+                a = adj[i]
+                adj[i] = c if a is None else a + c
         j = in2[k]
         if j:
             p = p2[k]
-            c = p if unit else g if p.__class__ is float and p == 1.0 else p * g
-            a = adj[j]
-            adj[j] = c if a is None else a + c
+            if p.__class__ is not float:
+                c = p if unit else p * g
+            elif p:
+                c = g if p == 1.0 else p if unit else p * g
+            else:
+                c = None
+            if c is not None:
+                a = adj[j]
+                adj[j] = c if a is None else a + c
 
 
 def sweep_forward(tape: Tape, tan: list[Any], start: int) -> None:
     """Forward-mode sweep: ``tan[k] = p1 * tan[in1] + p2 * tan[in2]`` from ``start``.
 
-    ``None`` marks a zero tangent; a float 0.0 tangent is skipped like None.
+    ``None`` marks a zero tangent; a float 0.0 tangent or partial is skipped.
     """
     in1, in2, p1, p2 = tape.in1, tape.in2, tape.p1, tape.p2
     for k in range(start, len(tan)):
         t = None
-        i = in1[k]
-        if i:
+        for i, p in ((in1[k], p1[k]), (in2[k], p2[k])):
+            if not i:
+                continue
             ti = tan[i]
-            if ti is not None and (ti.__class__ is not float or ti):
-                t = p1[k] * ti
-        j = in2[k]
-        if j:
-            tj = tan[j]
-            if tj is not None and (tj.__class__ is not float or tj):
-                c = p2[k] * tj
-                t = c if t is None else t + c
+            if ti is None or (ti.__class__ is float and not ti):
+                continue
+            if p.__class__ is float and not p:
+                continue  # a zero partial: 0 * inf is 0 here
+            c = p * ti
+            t = c if t is None else t + c
         if t is not None:
             tan[k] = t
 

@@ -22,61 +22,34 @@ Values and partials are floats on the level-0 tape. On a tape of level ``n``
 (opened by a transform) they may be Vars of level ``n - 1``, which is how the
 reverse sweep of an inner tape records on the outer one.
 
-Chunks and memory
------------------
-The level-0 ("ambient") tape is a chain of chunks of at most ``CHUNK_SIZE``
-entries. A full chunk is *sealed* and a new one opened; a value that flows
-from an older chunk into the open one is recorded there as an ``IMPORT``
-entry. A chunk holds the chunks it imports from only weakly, and each Var
-holds the chunks its backward pass needs (``Keep``), so a chunk dies with the
-last Var that reaches it, and a loop that builds graphs holds memory flat.
-
-While a chunk is open its columns are Python lists (``list.append`` is the
-cheapest append there is). A sealed chunk that stays alive is *packed* into
-typed arrays (34 bytes per entry instead of ~100-180), but not at once:
-most chunks die with the training step that made them, and packing those is
-wasted work (~95 ns per entry: 6 ms of a 65,000-op training step). Sealed
-chunks are packed, oldest first, only while more than ``UNPACKED_LIMIT``
-entries of sealed chunks are alive unpacked: a training step's chunks die
-before that, a long-lived graph keeps at most that many unpacked.
+The level-0 tape is a chain of chunks of at most ``CHUNK_SIZE`` entries;
+:mod:`tapegrad.chunks` says how chunks link up and when they are packed.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
-import struct
-import threading
 import weakref
-from array import array
-from collections import deque
-from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
+from tapegrad.chunks import LOCK, pack, packed, retire
 from tapegrad.rules import Rule
 
 __all__ = [
     "Tape",
-    "Keep",
     "CHUNK_SIZE",
-    "UNPACKED_LIMIT",
     "NULL",
     "LEAF",
     "IMPORT",
     "INPUT",
     "CONT",
-    "LOCK",
-    "merge_keeps",
-    "keep_of",
 ]
 
 # A chunk of the ambient tape holds at most this many entries. 2**14 keeps a
 # chunk's open lists small (~3 MB) while chunk crossings, which cost an import
 # entry per value that crosses, stay rare (one per 16k ops in a chain).
 CHUNK_SIZE = 1 << 14
-
-# At most this many entries of sealed chunks stay alive unpacked (~7 MB).
-UNPACKED_LIMIT = 4 * CHUNK_SIZE
 
 
 def _no_forward(*args: float) -> float:
@@ -90,43 +63,6 @@ INPUT = Rule("input", "", _no_forward, ())  # an argument of a transform
 CONT = Rule("cont", "", _no_forward, ())  # the 3rd+ input of a primitive
 
 _serials = itertools.count(1)
-
-# The older chunks that a Var's backward pass reaches through imports, held
-# strongly by that Var (None: none). See the module docstring.
-Keep: TypeAlias = "tuple[Tape, ...] | None"
-
-
-def merge_keeps(a: Keep, b: Keep) -> Keep:
-    """The chunks kept by a result of two operands."""
-    if a is None:
-        return b
-    if b is None or a is b:
-        return a
-    return tuple(set(a).union(b))
-
-
-def keep_of(var: Any, tape: Tape) -> Keep:
-    """The chunks a result on ``tape`` must keep for its level-0 operand ``var``."""
-    source: Tape | None = var._tape
-    if source is None or source is tape:  # a leaf, or a Var of this very chunk
-        return var._keep if source is not None else None
-    return merge_keeps((source,), var._keep)  # imported from an older chunk
-
-
-def _pack(typecode: str, items: Sequence[Any]) -> array[Any]:
-    """A typed array from a list; struct packs ~30% faster than array(list)."""
-    packed = array(typecode)
-    packed.frombytes(struct.pack(f"{len(items)}{typecode}", *items))
-    return packed
-
-
-# Sealed chunks not packed yet, oldest first (see pack_survivors).
-_unpacked: deque[weakref.ref[Tape]] = deque()
-
-# Guards what threads may touch at once: the packing queue, and the stored
-# gradients of a chunk (two threads may run backward() through one chunk).
-# Taken once per chunk sealed and once per chunk swept, never per op.
-LOCK = threading.RLock()
 
 
 class Tape:
@@ -159,6 +95,7 @@ class Tape:
         "import_index",
         "labels",
         "trace",
+        "objects",
         "__weakref__",
     )
 
@@ -186,6 +123,10 @@ class Tape:
         self.labels: dict[int, str] = {}
         # What a tracing tape records beside its entries (tapegrad.programs).
         self.trace = trace
+        # Whether a value or partial may be a Var (of an outer tape): set by
+        # the generic record and by transforms wrapping Var inputs. The fast
+        # paths never need to: on float operands they compute floats.
+        self.objects = False
 
     def __len__(self) -> int:
         return len(self.in1)
@@ -262,31 +203,16 @@ class Tape:
         return k
 
     def seal(self) -> None:
-        """Stop recording on this tape; a level-0 chunk is queued for packing."""
+        """Stop recording on this tape (a level-0 chunk may be packed later: tapegrad.chunks)."""
         self.closed = True
         self.writer = 0
         if self.level == 0:
-            with LOCK:
-                _unpacked.append(weakref.ref(self))
-                pack_survivors()
+            retire(self)
 
     def pack(self) -> None:
-        """Pack the columns into typed arrays (34 bytes per entry); call with ``LOCK`` held."""
-        if self.rule_table is not None or not self.closed:
-            return
-        # Rule codes are local to the chunk, so no registry of every rule ever
-        # made is needed: the chunk holds exactly the rules it uses.
-        table = list(dict.fromkeys(self.rules))
-        codes = {rule: code for code, rule in enumerate(table)}
-        self.rules = _pack("H", list(map(codes.__getitem__, self.rules)))
-        self.rule_table = table
-        self.in1 = _pack("i", self.in1)
-        self.in2 = _pack("i", self.in2)
-        self.p1 = _pack("d", self.p1)
-        self.p2 = _pack("d", self.p2)
-        self.vals = _pack("d", self.vals)
-        if isinstance(self.grads, list):
-            self.grads = _pack("d", self.grads)
+        """Pack the columns into typed arrays (see tapegrad.chunks.pack)."""
+        with LOCK:
+            pack(self)
 
     # -- gradients (summed over backward() calls) ---------------------------
 
@@ -320,28 +246,10 @@ class Tape:
         if self.level == 0:  # floats: one C-level pass instead of a Python loop
             summed = list(map(operator.add, grads, adj))  # as long as the shorter
             summed.extend(grads[len(adj) :] if len(grads) > len(adj) else adj[len(grads) :])
-            self.grads = summed if self.rule_table is None else _pack("d", summed)
+            self.grads = summed if self.rule_table is None else packed("d", summed)
             return
         if len(grads) < len(adj):
             grads.extend([0.0] * (len(adj) - len(grads)))
         for k, g in enumerate(adj):
             if g is not None:
                 grads[k] = grads[k] + g
-
-
-def pack_survivors() -> None:
-    """Pack the oldest sealed chunks while more than ``UNPACKED_LIMIT`` entries live unpacked.
-
-    Called with ``LOCK`` held at every seal (once per chunk): the queue is short.
-    """
-    live = [ref for ref in list(_unpacked) if ref() is not None]
-    total = sum(len(chunk) for chunk in (ref() for ref in live) if chunk is not None)
-    for ref in live:
-        if total <= UNPACKED_LIMIT:
-            break
-        chunk = ref()
-        if chunk is not None:
-            total -= len(chunk)
-            chunk.pack()
-    _unpacked.clear()
-    _unpacked.extend(ref for ref in live if (c := ref()) is not None and c.rule_table is None)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,9 +61,11 @@ __all__ = [
     "BUILTIN_OPS",
     "op_spec",
     "inputs_for",
+    "extreme_inputs_for",
     "programs",
     "primitive_test",
     "MAX_MAGNITUDE",
+    "UNCHECKABLE",
 ]
 
 # Every value of a generated program, at every point check_grads visits, is
@@ -292,6 +295,11 @@ BUILTIN_OPS: dict[str, OpSpec] = {s.name: s for s in [
 ]}
 # fmt: on
 
+# Every rule but ``stop`` (stop_gradient's op inside trace): its value moves
+# with its input while its derivative is 0 by design, so no finite
+# difference can check it; tests/test_rules.py checks it by hand.
+UNCHECKABLE = frozenset({"stop"})
+
 
 # Style "op" of pow and abs: the operator / builtin, not tapegrad.math's function.
 _OPERATORS: dict[str, Callable[..., Any]] = {"pow": lambda x, y: x**y, "abs": abs}
@@ -335,6 +343,86 @@ def inputs_for(op: str | OpSpec) -> SearchStrategy[tuple[float, ...]]:
         return _evaluate(spec, columns, lines, spec.domain) is not None
 
     return st.tuples(*(_float_in(lo, hi) for lo, hi in ranges)).filter(safe)
+
+
+# ---------------------------------------------------------------------------
+# Extreme inputs
+# ---------------------------------------------------------------------------
+
+_SMALLEST_NORMAL = sys.float_info.min  # 2.2250738585072014e-308; below it, subnormals
+_LARGEST = sys.float_info.max
+
+# Magnitudes at the ends of the float range, where a partial computes an
+# intermediate that over- or underflows (1 / x, x ** -1, x * x) although the
+# derivative itself is a finite float; a few fixed ones, drawn often.
+_EXTREME_MAGNITUDES = st.one_of(
+    st.sampled_from((0.0, 5e-324, 2.2e-311, _SMALLEST_NORMAL, 1e-300, 1e300, _LARGEST)),
+    st.floats(5e-324, _SMALLEST_NORMAL, exclude_max=True),  # subnormals
+    st.floats(_SMALLEST_NORMAL, 1e-250),
+    st.floats(1e250, _LARGEST),
+)
+_EXTREME = st.builds(lambda m, negative: -m if negative else m, _EXTREME_MAGNITUDES, st.booleans())
+
+# Edges of the domains of the built-in primitives, approached within a few ulps.
+_DOMAIN_EDGES: dict[str, tuple[float, ...]] = {
+    "asin": (-1.0, 1.0),
+    "acos": (-1.0, 1.0),
+    "atanh": (-1.0, 1.0),
+    "acosh": (1.0,),
+    "log1p": (-1.0,),
+    "tan": (-math.pi / 2, math.pi / 2),
+    "exp": (709.78, -745.13),  # exp overflows above, underflows to 0 below
+    "expm1": (709.78,),
+    "exp2": (1024.0, -1074.0),
+    "sinh": (710.47, -710.47),
+    "cosh": (710.47, -710.47),
+}
+_ULPS = st.integers(-(2**40), 2**40)
+
+
+def _near(edge: float) -> SearchStrategy[float]:
+    """``edge`` moved by up to 2**40 ulps either way (a relative 2e-4)."""
+    return _ULPS.map(lambda k: edge + k * math.ulp(edge))
+
+
+def extreme_inputs_for(op: str | OpSpec) -> SearchStrategy[tuple[float, ...]]:
+    """Argument tuples of a primitive at the ends of the float range, on purpose.
+
+    Each argument is drawn from subnormals (down to 5e-324), magnitudes near
+    1e-308 and 1e308, zeros, the primitive's own ``ranges``, and (for the
+    built-in primitives) points a few ulps from the edges of its domain
+    (``asin`` near +-1, ``exp`` near where it overflows). Every tuple gives a
+    finite value. These are the inputs where a partial that computes an
+    intermediate (``1 / x``, ``x ** -1``, ``x * x``) over- or underflows
+    although the derivative is a finite float, which :func:`inputs_for` and
+    :func:`programs` keep away from: finite differences cannot check
+    derivatives there, so compare them with a reference computed otherwise,
+    or between modes (reverse and forward).
+
+    >>> import math
+    >>> from hypothesis import given, settings
+    >>> import tapegrad as tg
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(extreme_inputs_for("atan"))
+    ... def test_atan_slope(args):          # 1 / (1 + x**2): finite, in [0, 1]
+    ...     assert 0.0 <= tg.grad(tg.math.atan)(*args) <= 1.0
+    >>> test_atan_slope()
+    """
+    spec = _spec(op)
+    ranges = spec.ranges or ((-3.0, 3.0),) * spec.arity
+    edges = _DOMAIN_EDGES.get(spec.name, ()) if BUILTIN_OPS.get(spec.name) is spec else ()
+    near = [_near(e) for e in edges]
+    args = [st.one_of(_EXTREME, _float_in(lo, hi), *near) for lo, hi in ranges]
+    fn = spec.forward or spec.fn
+
+    def finite(xs: tuple[float, ...]) -> bool:
+        try:
+            value = fn(*xs)
+        except _EVAL_ERRORS:
+            return False
+        return isinstance(value, (int, float)) and math.isfinite(value)
+
+    return st.tuples(*args).filter(finite)
 
 
 # ---------------------------------------------------------------------------

@@ -43,8 +43,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, SupportsIndex, TypeVar, overload
 
-from tapegrad._fastpaths import Node, Var, node_at
+from tapegrad._fastpaths import Node, TracedNode, Var, apply, node_at
 from tapegrad.context import pop_tape, push_tape
+from tapegrad.handle import value_of
 from tapegrad.pytree import (
     TreeDef,
     describe,
@@ -54,7 +55,8 @@ from tapegrad.pytree import (
     tree_map,
     unflatten,
 )
-from tapegrad.sweeps import sweep_forward, sweep_objects
+from tapegrad.rules import RULES
+from tapegrad.sweeps import sweep_floats, sweep_forward, sweep_objects
 from tapegrad.tape import INPUT, Tape
 
 __all__ = [
@@ -160,6 +162,8 @@ def _wrap(tape: Tape, leaves: list[Any]) -> list[Var]:
     """Vars of ``tape`` standing for input scalars (entries without inputs)."""
     # A float, or (inside an outer transform) an outer Var: Any on purpose.
     values: list[Any] = [x if isinstance(x, Var) else float(x) for x in leaves]
+    if any(v.__class__ is not float for v in values):
+        tape.objects = True  # Vars among the values: sweep them as objects
     first = tape.push_markers(INPUT, values)
     return [node_at(tape, k, value) for k, value in enumerate(values, first)]
 
@@ -239,12 +243,20 @@ def _pullback(tr: _Trace, cotangents: Sequence[Any]) -> list[list[Any]]:
     infinite partial of another output cannot turn the row into NaN.
     """
     tape = tr.tape
+    seeds = [(k, ct) for k, ct in zip(tr.out_index, cotangents) if k and ct is not None]
+    start = max((k for k, _ in seeds), default=0)
+    if not tape.objects and all(ct.__class__ is float for _, ct in seeds):
+        # Every value and partial of the tape is a float (the common case at
+        # top level): the float sweep, about twice as fast as sweep_objects.
+        floats = [0.0] * len(tape)
+        for k, ct in seeds:
+            floats[k] += ct
+        if start:
+            sweep_floats(tape, floats, start)
+        return [[floats[k] for k in idx] for idx in tr.in_index]
     adj: list[Any] = [None] * len(tape)
-    start = 0
-    for k, ct in zip(tr.out_index, cotangents):
-        if k and ct is not None:
-            adj[k] = ct if adj[k] is None else adj[k] + ct
-            start = max(start, k)
+    for k, ct in seeds:
+        adj[k] = ct if adj[k] is None else adj[k] + ct
     if start:
         sweep_objects(tape, adj, start)
     return [[0.0 if adj[k] is None else adj[k] for k in idx] for idx in tr.in_index]
@@ -537,7 +549,11 @@ def hvp(f: Callable[..., Any], x: Any, v: Any) -> Any:
 
 
 def _constant(x: Any) -> Any:
-    return x.data if isinstance(x, Var) else float(x)
+    if isinstance(x, Var):
+        # A Var that trace() records becomes a recorded op (stop), so that a
+        # program replays its value for new inputs instead of freezing it.
+        return apply(_STOP, (x,)) if x.__class__ is TracedNode else value_of(x)
+    return float(x)
 
 
 @overload
@@ -550,7 +566,9 @@ def stop_gradient(x: Any) -> Any:
     A Var becomes its ``data``: a float for a Var of level 0 or of a single
     transform, the outer Var inside nested transforms (so outer transforms
     still see it). Other scalars become floats, and containers keep their
-    structure (arrays of Vars become arrays of values).
+    structure (arrays of Vars become arrays of values). Inside
+    :func:`tapegrad.trace` (and so ``jit`` and ``vmap``) a traced Var becomes
+    a recorded ``stop`` op instead, whose value a program recomputes.
 
     >>> import tapegrad as tg
     >>> tg.grad(lambda x: x * stop_gradient(x))(3.0)  # d/dx (x * c) = c
@@ -558,7 +576,10 @@ def stop_gradient(x: Any) -> Any:
     """
     cls = x.__class__
     if cls is Node or cls is Var:  # the common case, without a pytree walk
-        return x.data
+        return value_of(x)
     if cls is float:
         return x
     return tree_map(_constant, x, "stop_gradient")
+
+
+_STOP = RULES["stop"]

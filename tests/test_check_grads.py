@@ -28,6 +28,7 @@ from tapegrad.checking import FiniteDifferenceError, check_jacobian, numerical_j
 from tapegrad.rules import RULES
 from tapegrad.testing import (
     BUILTIN_OPS,
+    UNCHECKABLE,
     Program,
     inputs_for,
     op_spec,
@@ -302,12 +303,13 @@ def test_check_jacobian_and_numerical_jacobian() -> None:
 
 
 def test_every_primitive_has_an_input_strategy() -> None:
-    assert set(BUILTIN_OPS) == set(RULES), "a primitive of RULES has no domain in tapegrad.testing"
+    expected = set(RULES) - UNCHECKABLE
+    assert set(BUILTIN_OPS) == expected, "a primitive of RULES has no domain in tapegrad.testing"
     with pytest.raises(ValueError, match="unknown primitive"):
         inputs_for("no_such_primitive")
 
 
-@pytest.mark.parametrize("name", sorted(RULES))
+@pytest.mark.parametrize("name", sorted(set(RULES) - UNCHECKABLE))
 def test_input_strategies_stay_inside_the_domain(name: str) -> None:
     spec = BUILTIN_OPS[name]
 
@@ -335,7 +337,7 @@ def test_programs_use_every_primitive_and_every_call_style() -> None:
         sizes.append(len(prog.ops))
 
     collect()
-    assert seen == set(RULES), f"never drawn: {sorted(set(RULES) - seen)}"
+    assert seen == set(RULES) - UNCHECKABLE, f"never drawn: {sorted(set(RULES) - seen)}"
     want = {(spec.name, style) for spec in BUILTIN_OPS.values() for style in spec.styles}
     assert styles == want, f"never drawn: {sorted(want - styles)}"
     assert max(sizes) >= 40, "programs should reach ~50 ops"

@@ -8,9 +8,15 @@ moons, and the textbook update formulas of SGD and Adam.
 
 from __future__ import annotations
 
+import copy
 import math
+import os
+import pickle
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import micrograd.nn as mg_nn
@@ -19,6 +25,7 @@ import pytest
 from nn_reference import forward as np_forward
 from nn_reference import weights_of
 
+import tapegrad
 import tapegrad.nn as nn
 from tapegrad import Var
 from tapegrad.datasets import make_moons
@@ -424,6 +431,170 @@ def test_optimiser_bad_arguments(make: Any) -> None:
         make()
     with pytest.raises(TypeError, match="must be Vars"):
         nn.SGD([1.0])  # type: ignore[list-item]
+
+
+# ---------------------------------------------------------------------------
+# Copies and pickles of models (issue 11): whole, with fresh parameters
+# ---------------------------------------------------------------------------
+
+X_COPY = [0.3, -1.2, 0.8]
+
+
+def _trained_a_bit() -> nn.MLP:
+    """A model after a backward pass (its parameters have grads) and a forward pass.
+
+    The forward pass leaves the parameters used on the open tape: the issue's
+    case, where a copy that kept their place on the tape sent its gradients
+    to the original.
+    """
+    model = nn.MLP(3, [4, 4, 1], rng=random.Random(7))
+    out = model(X_COPY)
+    assert isinstance(out, Var)
+    out.backward()
+    model(X_COPY)
+    return model
+
+
+def _grads(model: nn.Module) -> list[float]:
+    return [p.grad for p in model.parameters()]
+
+
+def _assert_fresh_parameters(original: nn.Module, clone: nn.Module) -> None:
+    ps, qs = original.parameters(), clone.parameters()
+    assert len(ps) == len(qs) == 41
+    assert not {id(p) for p in ps} & {id(q) for q in qs}
+    assert all(q.is_leaf for q in qs)
+    assert [q.data for q in qs] == [p.data for p in ps]
+    assert [q.grad for q in qs] == [p.grad for p in ps]
+    assert [q.label for q in qs] == [p.label for p in ps]
+
+
+def _backprop_reference(model: nn.Module) -> list[float]:
+    """d output / d parameters by numpy backprop (tests/nn_reference.py), in parameter order."""
+    from nn_reference import backward as np_backward
+
+    net = weights_of(model)
+    _, cache = np_forward(net, np.array([X_COPY]))
+    grads = []
+    for dW, db in np_backward(net, cache, np.array([[1.0]])):
+        for i in range(len(db)):
+            grads += [*dW[i], db[i]]
+    return grads
+
+
+CLONES = [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))]
+
+
+@pytest.mark.parametrize("clone", CLONES, ids=["deepcopy", "pickle"])
+def test_a_cloned_model_trains_apart_from_its_original(clone: Any) -> None:
+    model = _trained_a_bit()
+    before = _grads(model)
+    reference = _backprop_reference(model)  # d out / d params, by numpy backprop
+    twin = clone(model)
+    _assert_fresh_parameters(model, twin)
+    # The issue's repro: training the copy filled the original's gradients.
+    out = twin(X_COPY)
+    out.backward()
+    assert _grads(model) == before
+    assert _grads(twin) == pytest.approx(
+        [b + r for b, r in zip(before, reference)], rel=1e-12, abs=1e-14
+    )
+    # Same predictions (exactly: the same floats in the same order).
+    assert model(X_COPY).data == out.data
+    # ... and the other way round: training the original leaves the copy alone.
+    after = _grads(twin)
+    model.zero_grad()
+    model(X_COPY).backward()
+    assert _grads(twin) == after
+    assert _grads(model) == pytest.approx(reference, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("clone", CLONES, ids=["deepcopy", "pickle"])
+def test_a_model_cloned_with_its_optimiser_keeps_them_together(clone: Any) -> None:
+    model = _trained_a_bit()
+    data, grads = [p.data for p in model.parameters()], _grads(model)
+    reference = _backprop_reference(model)
+    twin, opt = clone((model, nn.SGD(model.parameters(), lr=0.5)))
+    assert all(p is q for p, q in zip(opt.params, twin.parameters()))
+    twin(X_COPY).backward()
+    opt.step()  # p -= lr * grad on the twin's parameters, not on the original's
+    assert [p.data for p in model.parameters()] == data and _grads(model) == grads
+    expected = [d - 0.5 * (g + r) for d, g, r in zip(data, grads, reference)]
+    assert [q.data for q in twin.parameters()] == pytest.approx(expected, rel=1e-12, abs=1e-14)
+
+
+class Tied(nn.Module):
+    """A model that holds one parameter in two places (at module level: pickles by name)."""
+
+    def __init__(self) -> None:
+        self.w = Var(0.5, label="w")
+        self.pair = [self.w, Var(2.0)]
+
+    def forward(self, x: float) -> Var:
+        return self.w * x + self.pair[0] * self.pair[1]
+
+
+@pytest.mark.parametrize("clone", CLONES, ids=["deepcopy", "pickle"])
+def test_a_model_with_a_parameter_used_twice_copies_it_once(clone: Any) -> None:
+    model = Tied()
+    model(1.0)
+    twin = clone(model)
+    assert twin.w is twin.pair[0] and twin.w is not model.w
+    assert len(twin.parameters()) == 2
+    twin(3.0).backward()  # d(w x + w v)/dw = x + v = 5 by hand, d/dv = w = 0.5
+    assert (twin.w.grad, twin.pair[1].grad) == (5.0, 0.5)
+    assert (model.w.grad, model.pair[1].grad) == (0.0, 0.0)
+
+
+def _run_python(code: str, stdin: bytes = b"") -> str:
+    """Run ``code`` in a fresh Python process that imports the same tapegrad; its stdout."""
+    package_root = str(Path(tapegrad.__file__).resolve().parents[1])
+    path = os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode().strip()
+
+
+# One process pickles a model after a forward pass; another, with used leaves
+# of its own on its tape, unpickles it and trains it one backward pass.
+PARENT_PICKLES_A_MODEL = """
+import pickle, random, sys
+import tapegrad.nn as nn
+model = nn.MLP(3, [4, 4, 1], rng=random.Random(7))
+model([0.3, -1.2, 0.8])
+sys.stdout.write(pickle.dumps(model).hex())
+"""
+CHILD_TRAINS_IT = """
+import pickle, sys
+from tapegrad import Var
+own = [Var(float(i)) for i in range(60)]
+for v in own:
+    v * 1.0
+model = pickle.loads(bytes.fromhex(sys.stdin.read()))
+out = model([0.3, -1.2, 0.8])
+out.backward()
+assert all(v.grad == 0.0 for v in own), "the child's own leaves got gradients"
+print(repr([out.data, *[p.grad for p in model.parameters()]]))
+"""
+
+
+def test_a_pickled_model_predicts_and_trains_the_same_in_another_process() -> None:
+    payload = _run_python(PARENT_PICKLES_A_MODEL)
+    result = _run_python(CHILD_TRAINS_IT, payload.encode())
+    model = nn.MLP(3, [4, 4, 1], rng=random.Random(7))  # the same model, here
+    out = model(X_COPY)
+    out.backward()
+    # The same floats: same data, same operations in the same order; and the
+    # gradients are numpy backprop's.
+    assert result == repr([out.data, *_grads(model)])
+    assert _grads(model) == pytest.approx(_backprop_reference(model), rel=1e-12, abs=1e-14)
 
 
 # ---------------------------------------------------------------------------

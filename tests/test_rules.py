@@ -182,7 +182,7 @@ def method_name(name: str) -> str | None:
 
 
 def test_every_primitive_has_a_reference() -> None:
-    assert set(UNARY) | set(BINARY) | {"scaled_pow"} == set(RULES)
+    assert set(UNARY) | set(BINARY) | {"scaled_pow", "stop"} == set(RULES)
     for name in UNARY:
         assert RULES[name].arity == 1, name
     for name in BINARY:
@@ -571,3 +571,14 @@ def test_atan2_partials_at_extreme_scales(scale: float) -> None:
     out.backward()
     assert y.grad == pytest.approx(1 / (5 * scale), rel=1e-12, abs=0.0)
     assert x.grad == pytest.approx(-2 / (5 * scale), rel=1e-12, abs=0.0)
+
+
+def test_stop_is_the_value_with_derivative_zero() -> None:
+    # stop_gradient of a traced Var records "stop": its value is x, and by
+    # definition it passes no derivative (hand-derived: d/dx (x * stop(x)) = stop(x)).
+    rule = RULES["stop"]
+    assert rule.forward(0.75) == 0.75
+    assert rule.partials[0](0.75, 0.75) == 0.0
+    x = Var(3.0)
+    (x * apply_rule(rule, x)).backward()
+    assert x.grad == 3.0

@@ -36,6 +36,7 @@ operand kind in the templates below, as ``tape.writer == get_ident()``.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -73,13 +74,15 @@ SPEC: list[Row] = [
     Row("__truediv__", "div",  "var const",  "out = a / c; pa = 1.0 / c",   "c != 0.0"),
     Row("__rtruediv__", "div", "const var",  "out = c / a; pa = -out / a",
         "a.__class__ is float and a != 0.0"),
-    # x ** c for a float x > 0, or x < 0 with an integral c: no edge cases
-    # there (zero bases and domain errors are the rule's business); the slope
-    # is the rule's own helper (scaled_pow), except for the common square.
+    # x ** 2 for any float x (a square never raises), and x ** c for a float
+    # x > 0, or x < 0 with an integral c: no edge cases there (zero bases and
+    # domain errors are the rule's business); the slope is the rule's own
+    # helper (scaled_pow), except for the common square.
     Row("__pow__",     "pow",  "var const",
         "if c == 2.0:\n    out = a * a\n    pa = 2.0 * a\n"
         "else:\n    out = power(a, c)\n    pa = scaled_pow(c, a, c - 1.0)",
-        "a.__class__ is float and (a > 0.0 or (a < 0.0 and c.is_integer()))", "OverflowError"),
+        "a.__class__ is float and (c == 2.0 or a > 0.0 or (a < 0.0 and c.is_integer()))",
+        "OverflowError"),
     Row("__neg__",     "neg",  "var",        "out = -a; pa = -1.0"),
     Row("relu",        "relu", "var",
         "out = a if a > 0.0 else 0.0; pa = 1.0 if a > 0.0 else 0.0", "a.__class__ is float and a == a"),
@@ -108,68 +111,175 @@ if k >= tape.limit:
     tape.seal()
 return v"""
 
-# The operand kinds: how self and other are located on the tape.
-# A Node on this thread's open tape, any level.
-NODE_NODE = """\
+# The operand kinds: when a kind applies (the first line), the operand values
+# a, b, c read; then, once the row's `when` holds, `locate` finds the entry
+# indices (registering a leaf on the chunk: only then, so that an op handed
+# over to the generic record leaves no trace) and the chunks to keep.
+Kind = tuple[str, str]
+
+# Nodes on this thread's open tape, any level.
+NODE_NODE: Kind = (
+    """\
 if other._tape is tape and tape.writer == get_ident():
-    i = self._index
-    j = other._index
-    keep = self._keep
-    if other._keep is not keep:
-        keep = merge_keeps(keep, other._keep)
     a = self.data
     b = other.data
-{body}"""
+""",
+    """\
+i = self._index
+j = other._index
+keep = self._keep
+if other._keep is not keep:
+    keep = merge_keeps(keep, other._keep)
+""",
+)
 
 # A level-0 leaf (a weight) with a Node of this thread's open chunk: half the
 # ops of an MLP. The leaf is registered on the chunk once.
-LEAF_NODE = """\
+LEAF_NODE: Kind = (
+    """\
 elif tape is None and not other._tape.level and other._tape.writer == get_ident():
     tape = other._tape
-    reg = self._reg
-    i = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(self)
-    j = other._index
-    keep = other._keep
     a = self.data
     b = other.data
-{body}"""
+""",
+    """\
+reg = self._reg
+if reg is not None and reg[0] is tape.serial:
+    i = reg[1]
+else:
+    i = tape.index_of(self)
+j = other._index
+keep = other._keep
+""",
+)
 
-NODE_LEAF = """\
+NODE_LEAF: Kind = (
+    """\
 if tape is not None and not tape.level and tape.writer == get_ident():
-    i = self._index
-    reg = other._reg
-    j = reg[1] if reg is not None and reg[0] is tape.serial else tape.index_of(other)
-    keep = self._keep
     a = self.data
     b = other.data
-{body}"""
+""",
+    """\
+i = self._index
+reg = other._reg
+if reg is not None and reg[0] is tape.serial:
+    j = reg[1]
+else:
+    j = tape.index_of(other)
+keep = self._keep
+""",
+)
 
 # Two leaves (a weight times an input, p * p): on this thread's open chunk.
-LEAF_LEAF = """\
+LEAF_LEAF: Kind = (
+    """\
 elif tape is None:
-    tape = ambient()
-    i = tape.index_of(self)
-    j = tape.index_of(other)
-    keep = None
     a = self.data
     b = other.data
-{body}"""
+""",
+    """\
+tape = ambient()
+reg = self._reg
+if reg is not None and reg[0] is tape.serial:
+    i = reg[1]
+else:
+    i = tape.index_of(self)
+reg = other._reg
+if reg is not None and reg[0] is tape.serial:
+    j = reg[1]
+else:
+    j = tape.index_of(other)
+keep = None
+""",
+)
 
-NODE_CONST = """\
-if tape is not None and tape.writer == get_ident():
-    i = self._index
-    keep = self._keep
+# Level 0, anything else: a Var of an older chunk (or of another thread's
+# chunk) with a leaf or a Var of any chunk. Each is imported into this
+# thread's open chunk (a cross-chunk value used again and again took the
+# generic record, ~4x an op, on every use).
+MIXED: Kind = (
+    """\
+elif (tape is None or not tape.level) and not other._tape.level:
+    a = self.data
+    b = other.data
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+j = tape.index_of(other)
+keep = merge_keeps(keep_of(self, tape), keep_of(other, tape))
+""",
+)
+
+MIXED_LEAF: Kind = (
+    """\
+elif not tape.level:
+    a = self.data
+    b = other.data
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+j = tape.index_of(other)
+keep = keep_of(self, tape)
+""",
+)
+
+MIXED_CONST: Kind = (
+    """\
+elif tape is None or not tape.level:
     a = self.data
     c = other if cls is float else float(other)
-{body}"""
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+keep = keep_of(self, tape)
+""",
+)
 
-NODE = """\
+MIXED_UNARY: Kind = (
+    """\
+elif tape is None or not tape.level:
+    a = self.data
+""",
+    """\
+tape = ambient()
+i = tape.index_of(self)
+keep = keep_of(self, tape)
+""",
+)
+
+NODE_CONST: Kind = (
+    """\
+if tape is not None and tape.writer == get_ident():
+    a = self.data
+    c = other if cls is float else float(other)
+""",
+    """\
+i = self._index
+keep = self._keep
+""",
+)
+
+NODE: Kind = (
+    """\
 tape = self._tape
 if tape is not None and tape.writer == get_ident():
-    i = self._index
-    keep = self._keep
     a = self.data
-{body}"""
+""",
+    """\
+i = self._index
+keep = self._keep
+""",
+)
+
+
+def _kind(kind: Kind, row: Row, record: str, generic: str) -> str:
+    """A kind's branch: its test and reads, then the row's guarded computation."""
+    head, locate = kind
+    return head + _indent(_compute(row, locate.rstrip("\n"), record, generic), 4)
+
 
 HEADER = '''\
 """GENERATED by tools/gen_fastpaths.py from its SPEC. Do not edit: change SPEC, rerun it.
@@ -189,13 +299,14 @@ from math import exp, tanh
 from math import pow as power
 from typing import TYPE_CHECKING, Any
 
+from tapegrad.chunks import Keep, keep_of, merge_keeps
 from tapegrad.context import ambient, get_ident
-from tapegrad.handle import Handle, is_real
+from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.record import record
 from tapegrad.rules import RULES, Rule
-from tapegrad.tape import Keep, Tape, merge_keeps
+from tapegrad.tape import Tape
 
-__all__ = ["Var", "Value", "Node", "apply", "node_at", "dot"]
+__all__ = ["Var", "Value", "Node", "TracedNode", "apply", "node_at", "dot"]
 
 {rules}
 scaled_pow = _SCALED_POW.forward  # the slope of x ** c on floats (see tapegrad.rules)
@@ -242,9 +353,35 @@ class Node(Var):
         __init__ = object.__init__
 
 
+class TracedNode(Node):
+    """A Var of a tape that :func:`tapegrad.trace` records.
+
+    Reading its value (``.data``) is noted on the trace: a recorded program
+    replays ops, so a value read in Python and used as a number would be
+    replayed as the constant it was (``tapegrad.jit`` then keeps no program;
+    :func:`tapegrad.stop_gradient` is the recorded way to take a value).
+    """
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> float:
+        """The value, read at trace time (noted: see the class docstring)."""
+        tape = self._tape
+        if tape is not None and tape.trace is not None:
+            tape.trace.read_values = True
+        return value_of(self)  # type: ignore[no-any-return]
+
+    @data.setter
+    def data(self, value: float) -> None:
+        raise TypeError("the value of a traced Var cannot be set")
+
+
 Node.__name__ = Node.__qualname__ = "Var"
+TracedNode.__name__ = TracedNode.__qualname__ = "Var"
 Var._leaf_class = Var
 Value = Var
+_set_data = Handle.__dict__["data"].__set__
 
 
 def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
@@ -258,8 +395,8 @@ def apply(rule: Rule, args: tuple[Any, ...]) -> Var:
 
 def node_at(tape: Tape, index: int, value: Any, keep: Keep = None) -> Var:
     """The Var of entry ``index`` of ``tape``, whose value is ``value``."""
-    v = Node()
-    v.data = value
+    v = Node() if tape.trace is None else TracedNode()
+    _set_data(v, value)
     v._tape = tape
     v._index = index
     v._keep = keep
@@ -297,9 +434,10 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
     serial = tape.serial
     cls = start.__class__
     keep: Any = None
+    pending: Any = None  # a leaf start: registered at the first add, as the loop's `+` does
     if cls is Var:
-        reg = start._reg
-        i_acc = reg[1] if reg is not None and reg[0] is serial else tape.index_of(start)
+        pending = start
+        i_acc = -1
         p_acc = 1.0
         value = start.data
     elif cls is Node and start._tape is tape:
@@ -315,57 +453,68 @@ def dot(xs: Sequence[Any], ys: Sequence[Any], start: Any = 0.0) -> Any:
         return _dot_loop(xs, ys, start)
     rules, in1, in2 = tape.rules.append, tape.in1.append, tape.in2.append
     p1, p2, vals = tape.p1.append, tape.p2.append, tape.vals.append
+    limit = tape.limit
     for n in range(len(xs)):
         x = xs[n]
         y = ys[n]
-        cls = x.__class__
-        if cls is Var:
-            reg = x._reg
-            ix = reg[1] if reg is not None and reg[0] is serial else tape.index_of(x)
-        elif cls is Node and x._tape is tape:
-            ix = x._index
-            if x._keep is not None:
-                keep = merge_keeps(keep, x._keep)
-        else:
-            ix = -1
-        cls = y.__class__
-        if cls is Node and y._tape is tape:
-            iy = y._index
-            vy = y.data
-            py = x.data
-            if y._keep is not None:
-                keep = merge_keeps(keep, y._keep)
-        elif cls is float:
-            iy = 0
-            vy = y
-            py = 0.0
-        else:
-            iy = -1
-        if ix < 0 or iy < 0:  # hand over to the operator loop from the sum so far
+        cls_x = x.__class__
+        cls_y = y.__class__
+        x_node = cls_x is Node and x._tape is tape
+        y_node = cls_y is Node and y._tape is tape
+        if not (cls_x is Var or x_node) or not (y_node or cls_y is float or cls_y is int):
+            # hand over to the operator loop from the sum so far
             acc = start if n == 0 else node_at(tape, i_acc, value, keep)
             return _dot_loop(xs[n:], ys[n:], acc)
+        if x_node:
+            ix = x._index
+            keep_term = x._keep
+        else:
+            reg = x._reg
+            ix = reg[1] if reg is not None and reg[0] is serial else tape.index_of(x)
+            keep_term = None
         vx = x.data
+        if y_node:
+            iy = y._index
+            vy = y.data
+            py = vx
+            if y._keep is not None:
+                keep_term = merge_keeps(keep_term, y._keep)
+        else:
+            iy = 0
+            vy = y if cls_y is float else float(y)
+            py = 0.0
         product = vx * vy
-        k = len(tape.in1)
-        rules(_MUL)  # the entry of x * y (a float's index is 0)
+        k = k_mul = len(tape.in1)
+        rules(_MUL)  # the entry of x * y (a number's index is 0)
         in1(ix)
         in2(iy)
         p1(vy)
         p2(py)
         vals(product)
+        if k >= limit:  # the loop seals here: the rest starts on a new chunk
+            tape.seal()
+            term = node_at(tape, k, product, keep_term)
+            acc = start if n == 0 else node_at(tape, i_acc, value, keep)
+            return _dot_loop(xs[n + 1 :], ys[n + 1 :], acc + term)
+        if pending is not None:
+            reg = pending._reg
+            i_acc = reg[1] if reg is not None and reg[0] is serial else tape.index_of(pending)
+            pending = None
+        keep = merge_keeps(keep, keep_term) if keep_term is not None else keep
         value = value + product
+        k = len(tape.in1)
         rules(_ADD)  # the entry of acc + (x * y)
         in1(i_acc)
-        in2(k)
+        in2(k_mul)
         p1(p_acc)
         p2(1.0)
         vals(value)
-        i_acc = k + 1
+        i_acc = k
         p_acc = 1.0
-    v = node_at(tape, i_acc, value, keep)
-    if i_acc >= tape.limit:  # a chunk may overrun its limit by one dot's entries
-        tape.seal()
-    return v
+        if k >= limit:
+            tape.seal()
+            return _dot_loop(xs[n + 1 :], ys[n + 1 :], node_at(tape, k, value, keep))
+    return node_at(tape, i_acc, value, keep)
 
 
 def _dot_loop(xs: Sequence[Any], ys: Sequence[Any], start: Any) -> Any:
@@ -381,12 +530,24 @@ def _indent(text: str, spaces: int) -> str:
     return textwrap.indent(text, " " * spaces)
 
 
-def _compute(row: Row, record: str, generic: str) -> str:
-    """The guarded computation and record of one row, as a block."""
-    compute = row.compute.replace("; ", "\n")
+def _compute(row: Row, locate: str, record: str, generic: str) -> str:
+    """The guarded location, computation and record of one row, as a block.
+
+    A partial that is a literal (``pa = 1.0``) goes straight into the record
+    (a local fewer per op).
+    """
+    lines = []
+    for statement in row.compute.split("; "):
+        name, _, value = statement.partition(" = ")
+        if name in ("pa", "pb") and re.fullmatch(r"-?\d+\.\d+", value):
+            record = record.replace(f"append({name})", f"append({value})")
+        else:
+            lines.append(statement)
+    compute = "\n".join(lines)
     if row.raises:
         compute = f"try:\n{_indent(compute, 4)}\nexcept {row.raises}:\n    return {generic}"
-    block = f"{compute}\n{record}"
+    # Compute first: a computation that hands over (overflow) must leave no trace.
+    block = f"{compute}\n{locate}\n{record}"
     if row.when:
         return f"if {row.when}:\n{_indent(block, 4)}"
     return block
@@ -405,7 +566,8 @@ def _method(method: str, rows: list[Row]) -> str:
         row = kinds["var"]
         record = RECORD.format(rule=rule, i="i", j="0", pi="pa", pj="0.0")
         generic = f"self._record({rule}, (self,))"
-        lines.append(NODE.format(body=_indent(_compute(row, record, generic), 4)))
+        lines.append(_kind(NODE, row, record, generic).rstrip("\n"))
+        lines.append(_kind(MIXED_UNARY, row, record, generic).rstrip("\n"))
         lines.append(f"return {generic}")
         doc = f"{row.rule}(self), with a fast path for intermediates; see RULES[{row.rule!r}]."
         return _def(method, "self", doc, "\n".join(lines))
@@ -418,13 +580,14 @@ def _method(method: str, rows: list[Row]) -> str:
     if "var var" in kinds:
         row = kinds["var var"]
         both = RECORD.format(rule=rule, i="i", j="j", pi="pa", pj="pb")
-        body = _indent(_compute(row, both, generic), 4)
         lines.append("if cls is Node:")
-        lines.append(_indent(NODE_NODE.format(body=body), 4))
-        lines.append(_indent(LEAF_NODE.format(body=body), 4))
+        lines.append(_indent(_kind(NODE_NODE, row, both, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(LEAF_NODE, row, both, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(MIXED, row, both, generic), 4).rstrip("\n"))
         lines.append("elif cls is Var:")
-        lines.append(_indent(NODE_LEAF.format(body=body), 4))
-        lines.append(_indent(LEAF_LEAF.format(body=body), 4))
+        lines.append(_indent(_kind(NODE_LEAF, row, both, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(LEAF_LEAF, row, both, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(MIXED_LEAF, row, both, generic), 4).rstrip("\n"))
     if const_row is not None:
         record = RECORD.format(
             rule=rule,
@@ -433,10 +596,10 @@ def _method(method: str, rows: list[Row]) -> str:
             pi="0.0" if reflected else "pa",
             pj="pa" if reflected else "0.0",
         )
-        body = _indent(_compute(const_row, record, generic), 4)
         keyword = "elif" if "var var" in kinds else "if"
         lines.append(f"{keyword} cls is float or cls is int:")
-        lines.append(_indent(NODE_CONST.format(body=body), 4))
+        lines.append(_indent(_kind(NODE_CONST, const_row, record, generic), 4).rstrip("\n"))
+        lines.append(_indent(_kind(MIXED_CONST, const_row, record, generic), 4).rstrip("\n"))
         lines.append("elif not _operand(other):")
     else:
         lines.append("if not _operand(other):")

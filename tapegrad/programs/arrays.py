@@ -180,6 +180,7 @@ ARRAY_FORMS: dict[str, Form] = {
     "maximum":  _maximum,
     "copysign": lambda xp, x, y: xp.copysign(x, y),
     "fmod":     _fmod,
+    "stop":     lambda xp, x: x,
     "step":     _step,
     "sign":     _sign,
     "min_dx":   _min_dx,

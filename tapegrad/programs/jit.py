@@ -18,8 +18,12 @@ result is always ``f``'s:
   non-finite value: ``f`` is called, and raises (or returns) what it would;
 * arguments that are Vars (``grad(jit(f))``, or ``jit(f)(v)``): replaying
   floats would drop their derivatives, so ``f`` runs on the Vars;
-* a trace that compared a NaN (its guards say nothing) or that holds a Var
-  ``f`` closed over (a model's parameter, which may change): not kept.
+* a trace that compared a NaN (its guards say nothing), that holds a Var
+  ``f`` closed over (a model's parameter, which may change), or in which
+  ``f`` read a traced value (``x.data``, which the program would replay as
+  the number it was): not kept, with a warning for the last two, since then
+  every call runs ``f``. ``tapegrad.stop_gradient(x)`` is the recorded way
+  to use a value as a constant.
 
 Replay is only valid for a function whose ops depend on nothing but its
 arguments: Python side effects, randomness, and loop counts taken from
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, ParamSpec, TypeVar
@@ -56,14 +61,12 @@ def trace(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Program:
 
     >>> import tapegrad as tg
     >>> prog = tg.trace(tg.grad(lambda x: x * x * x), 2.0)
-    >>> print(prog)  # the forward x * x, then the reverse sweep's ops
+    >>> print(prog)  # the reverse sweep's ops: x * x three times, formed once
     %1 = input
     %2 = mul %1 %1
-    %3 = mul %1 %1
-    %4 = add %2 %3
-    %5 = mul %1 %1
-    %6 = add %4 %5
-    return %6
+    %3 = add %2 %2
+    %4 = add %3 %2
+    return %4
     >>> prog(3.0)  # 3 x**2 at 3
     27.0
     """
@@ -131,6 +134,13 @@ class Cache:
                 del dropped
 
 
+_NOT_KEPT = (
+    "jit({name}): the traced program reads a Var's value (.data) or holds a Var that "
+    "{name} closes over, so it cannot stand for other arguments: every call runs {name} "
+    "itself. Pass such Vars as arguments, and take constants with tapegrad.stop_gradient."
+)
+
+
 def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
     """``f`` replayed from recorded programs: same results, a fraction of the time.
 
@@ -151,6 +161,7 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
     if not isinstance(max_cache, int) or isinstance(max_cache, bool) or max_cache < 1:
         raise ValueError(f"jit: max_cache must be a positive int, got {max_cache!r}")
     cache = Cache(max_cache)
+    warned: list[bool] = []
 
     @functools.wraps(f)
     def jitted(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -170,8 +181,12 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
             return result
         traced = trace_call(f, args, kwargs)
         program = Program(traced)
-        if not (program.compared_nan or program.captures_vars):
+        if program.replayable:
+            program.compile()  # the first call pays for all of it: trace, generate, compile
             cache.add(key, program)
+        elif (program.captures_vars or program.read_values) and not warned:
+            warned.append(True)
+            warnings.warn(_NOT_KEPT.format(name=getattr(f, "__name__", "f")), stacklevel=2)
         out: R = traced.result
         return out
 

@@ -68,9 +68,11 @@ class Program:
         self.positions = [k for k, leaf in enumerate(traced.leaves) if is_input(leaf)]
         self.fixed = {k: leaf for k, leaf in enumerate(traced.leaves) if not is_input(leaf)}
         self.n_inputs = len(self.positions)
-        # A program that compared a NaN, or holds a Var it closed over, is not
-        # replayed for new arguments (see tapegrad.programs.jit).
+        # A program that compared a NaN, holds a Var f closed over, or a value
+        # f read, is not replayed for new arguments (see tapegrad.programs.jit).
         self.compared_nan = traced.recorder.compared_nan
+        # f read a traced Var's .data: the program holds that value as a constant.
+        self.read_values = traced.recorder.read_values
         self._run: Callable[[Sequence[float]], list[Any]] | None = None
         self._arrays: dict[tuple[int, frozenset[int]], Callable[..., Any]] = {}
         # The outputs computed at replay (not constants): floats, checked by finite().
@@ -84,6 +86,11 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program: {self.n_inputs} inputs, {len(self)} ops, {len(self.guards)} guards>"
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the program stands for ``f`` at other arguments (see :func:`tapegrad.jit`)."""
+        return not (self.compared_nan or self.captures_vars or self.read_values)
 
     def __str__(self) -> str:
         lines = ["%" + f"{n} = input" for n in range(1, self.n_inputs + 1)]
@@ -128,13 +135,17 @@ class Program:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
+    def compile(self) -> Callable[[Sequence[float]], list[Any]]:
+        """Generate and compile the program's Python (once); returns ``program(inputs)``."""
+        if self._run is None:
+            source = python_source(self.n_inputs, self.steps, self.guards, self.outputs)
+            self._run = source.compile()
+        return self._run
+
     def run(self, inputs: Sequence[float]) -> list[Any]:
         """The flat outputs at ``inputs`` (floats, in order); ``GuardFailed`` if a guard fails."""
-        if self._run is None:
-            self._run = python_source(
-                self.n_inputs, self.steps, self.guards, self.outputs
-            ).compile()
-        return self._run(inputs)
+        run = self._run if self._run is not None else self.compile()
+        return run(inputs)
 
     def array_function(self, xp: Any, batched: frozenset[int]) -> Callable[..., Any]:
         """The program over columns of a batch (the array dialect; see pysource)."""

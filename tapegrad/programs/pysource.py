@@ -25,7 +25,7 @@ the source holds no text of the user's (a label, a custom primitive's name).
 Size. CPython raises ``RecursionError`` compiling one expression of ~10^4
 terms, so there is one statement per op; a program of more than ``SEGMENT``
 ops is cut into functions of ``SEGMENT`` ops that pass the values crossing a
-cut through one list (locals are several times faster than list slots, so
+cut through one list (list slots cost 1.4x locals on 10,000 statements, so
 only crossing values use it).
 """
 
@@ -135,6 +135,9 @@ class _Writer:
         self.namespace: dict[str, Any] = {"GuardFailed": GuardFailed}
         self.names: dict[tuple[str, int], str] = {}  # (kind, id(object)) -> name
         self.alias: dict[int, str] = {}  # value number -> the text it stands for
+        # -x whose one use is an addition: y + (-x) is written y - x (the same
+        # float: IEEE subtraction is the addition of the negation).
+        self.negated: dict[int, Operand] = {}
         self.lines: list[str] = []
 
     def name(self, kind: str, obj: Any) -> str:
@@ -176,6 +179,8 @@ class _Writer:
             a.value if isinstance(a, Const) and isinstance(a.value, float) else None for a in args
         ]
         if rule is _MUL:
+            if step.out in self.negated:
+                return None  # -x, written into its one use, an addition
             for k in (0, 1):
                 if consts[k] == 1.0:
                     self.alias[step.out] = ops[1 - k]
@@ -187,6 +192,11 @@ class _Writer:
             if consts[1] is not None and _is_negative_zero(consts[1]):
                 self.alias[step.out] = ops[0]  # x + (-0.0) is x, also for x = -0.0
                 return None
+            for k in (1, 0):
+                arg = args[k]
+                folded = None if isinstance(arg, Const) else self.negated.get(arg)
+                if folded is not None:
+                    return f"{ops[1 - k]} - {self.operand(folded)}"
             return f"{ops[0]} + {ops[1]}"
         if rule is _SUB:
             if consts[1] == 0.0 and not _is_negative_zero(consts[1] or 0.0):
@@ -199,6 +209,8 @@ class _Writer:
                 return None
             return f"{ops[0]} / {ops[1]}"
         if rule is _NEG:
+            if step.out in self.negated:
+                return None  # written into its one use, an addition
             return f"-{ops[0]}"
         if rule is _POW and consts[1] == 2.0:
             return f"{ops[0]} * {ops[0]}"  # the rule's own square
@@ -276,6 +288,7 @@ def python_source(
     checks: dict[int, list[tuple[int, Guard]]] = {}
     for n, g in enumerate(guards):
         checks.setdefault(g.after, []).append((n, g))
+    writer.negated = _negations_into_additions(steps, guards, outputs)
     body: list[list[str]] = []
     defined_in: dict[int, int] = {n: -1 for n in range(1, n_inputs + 1)}
     used_in: dict[int, set[int]] = {}
@@ -283,7 +296,9 @@ def python_source(
     def note_uses(operands: Sequence[Operand], seg: int) -> None:
         for o in operands:
             if not isinstance(o, Const):
-                used_in.setdefault(_root(writer, o), set()).add(seg)
+                o = writer.negated.get(o, o)  # a folded -x uses x
+                if not isinstance(o, Const):
+                    used_in.setdefault(_root(writer, o), set()).add(seg)
 
     for position, step in enumerate(steps):
         seg = position // segment
@@ -353,6 +368,36 @@ def python_source(
     lines.append("    " + tail.format(", ".join(finals)))
     parts.append("\n".join(lines) + "\n")
     return Source(parts, writer.namespace)
+
+
+def _negations_into_additions(
+    steps: Sequence[Step], guards: Sequence[Guard], outputs: Sequence[Operand]
+) -> dict[int, Operand]:
+    """The values ``-x`` used once, by an addition: they are written into it."""
+    uses: dict[int, int] = {}
+    adds: set[int] = set()
+    for step in steps:
+        for a in step.args:
+            if not isinstance(a, Const):
+                uses[a] = uses.get(a, 0) + 1
+                if step.rule is _ADD:
+                    adds.add(a)
+    for o in (*outputs, *(g.a for g in guards), *(g.b for g in guards)):
+        if not isinstance(o, Const):
+            uses[o] = uses.get(o, 0) + 2  # never folded
+    negated: dict[int, Operand] = {}
+    for step in steps:
+        if uses.get(step.out) != 1 or step.out not in adds:
+            continue
+        if step.rule is _NEG:
+            negated[step.out] = step.args[0]
+        elif step.rule is _MUL:  # x * -1.0, as a reverse sweep forms it
+            for k in (0, 1):
+                c = step.args[k]
+                if isinstance(c, Const) and isinstance(c.value, float) and c.value == -1.0:
+                    negated[step.out] = step.args[1 - k]
+                    break
+    return negated
 
 
 def _root(writer: _Writer, value: int) -> int:

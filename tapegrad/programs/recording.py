@@ -27,7 +27,7 @@ from typing import Any
 
 from tapegrad._fastpaths import node_at
 from tapegrad.context import pop_tape, push_tape
-from tapegrad.handle import Handle
+from tapegrad.handle import Handle, value_of
 from tapegrad.pytree import TreeDef, flatten, unflatten
 from tapegrad.rules import Rule
 from tapegrad.tape import INPUT, Tape
@@ -76,6 +76,7 @@ class Recorder:
         self.guards: list[tuple[int, str, Any, Any, bool]] = []
         self.captures_vars = False  # a Var of another tape entered as a constant
         self.compared_nan = False  # a comparison saw a NaN: its outcome says nothing
+        self.read_values = False  # f read a traced Var's .data: a value, not ops
 
     def record(self, index: int, rule: Rule, operands: list[Any]) -> None:
         """An op of the tracing tape: ints are indices there, anything else a constant."""
@@ -90,7 +91,7 @@ class Recorder:
             if isinstance(v, Handle):
                 if v._tape is tape:
                     refs.append(v._index)
-                    v = v.data
+                    v = value_of(v)
                 else:  # a Var of another tape: its value is fixed in the program
                     self.captures_vars = True
                     refs.append(v)
@@ -164,7 +165,7 @@ def trace_call(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
 def _value_outside(tape: Tape, x: Any) -> Any:
     """An output leaf as the caller of ``f`` sees it: the tape's Vars become values."""
     if isinstance(x, Handle) and x._tape is tape:
-        return x.data
+        return value_of(x)
     return x
 
 
@@ -202,6 +203,11 @@ def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ..
     guards: list[Guard] = []
     pending = sorted(rec.guards, key=lambda g: g[0])
     g = 0
+    # Common subexpressions: an op with the rule and operands of an earlier
+    # one is that op (rules are pure; a reverse sweep often forms the same
+    # product twice, as x * x does).
+    seen: dict[tuple[Any, ...], int] = {}
+    count = len(numbers)
     for position, (index, rule, operands) in enumerate(rec.ops):
         while g < len(pending) and pending[g][0] <= position:
             _, op, a, b, outcome = pending[g]
@@ -209,11 +215,28 @@ def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ..
             g += 1
         if index not in needed:
             continue
-        numbers[index] = len(numbers) + 1
-        steps.append(Step(numbers[index], rule, tuple(ref(o) for o in operands)))
+        args = tuple(ref(o) for o in operands)
+        key = (rule, *(_key(a) for a in args))
+        earlier = seen.get(key)
+        if earlier is not None:
+            numbers[index] = earlier
+            continue
+        count += 1
+        numbers[index] = seen[key] = count
+        steps.append(Step(count, rule, args))
     for _, op, a, b, outcome in pending[g:]:
         guards.append(Guard(len(steps), op, ref(a), ref(b), outcome))
     return steps, guards, tuple(ref(o) for o in outputs_raw), captures
+
+
+def _key(operand: Operand) -> Any:
+    """An operand as a key: a value number, or a constant with its sign (0.0 is not -0.0)."""
+    if isinstance(operand, Const):
+        v = operand.value
+        if isinstance(v, float):
+            return ("c", v, math.copysign(1.0, v))
+        return ("o", id(v))
+    return operand
 
 
 def literal(value: float) -> str:

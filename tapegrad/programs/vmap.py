@@ -208,9 +208,13 @@ class _Batch:
                 program = known.pop(0)
             else:
                 program = Program(trace_call(self.f, *self.sample(todo)))
-                if program.captures_vars:
-                    raise TypeError("vmap: f closes over Vars; pass them as arguments instead")
-                if key is not None and not program.compared_nan:
+                if program.captures_vars or program.read_values:
+                    raise TypeError(
+                        "vmap: f closes over Vars or reads a traced value (.data), which "
+                        "cannot be computed for a batch; pass Vars as arguments and take "
+                        "constants with tapegrad.stop_gradient"
+                    )
+                if key is not None and program.replayable:
                     cache.add(key, program)
             if out_tree is None:
                 out_tree = program.out_tree
