@@ -30,6 +30,7 @@ from program_checks import (
     outcome,
     set_segment,
     source_defines_its_names,
+    take,
     widest_gap,
     with_guard,
 )
@@ -117,12 +118,19 @@ def test_random_programs_with_a_branch_match_a_loop(
             return False
         return not near_threshold(prog(*p), threshold)
 
-    samples = [p for k, p in enumerate(points) if good(k)]
-    assume(samples)
+    kept = [k for k in range(len(points)) if good(k)]
+    assume(kept)
+    samples = [points[k] for k in kept]
     batched = tg.vmap(f)(*columns(xp, samples))
     for x in leaves(batched):
         assert isinstance(x, type(xp.asarray(0.0)))  # arrays of the inputs' namespace
-    assert_batch_matches(batched, loop(f, samples))
+    # Near points are where the program is well conditioned (tapegrad.testing
+    # keeps its ops away from edges there); far points may sit where an ulp of
+    # numpy's tanh becomes many in atanh near 1: a looser tolerance there.
+    near_rows = [i for i, k in enumerate(kept) if k < len(near)]
+    far_rows = [i for i, k in enumerate(kept) if k >= len(near)]
+    assert_batch_matches(take(batched, near_rows), [f(*samples[i]) for i in near_rows])
+    assert_batch_matches(take(batched, far_rows), [f(*samples[i]) for i in far_rows], rtol=1e-8)
     # The whole batch: where f raises at some sample, vmap raises what f raises
     # there (the type: messages differ between f on floats and the Vars vmap traces).
     errors = {r[1] for r in results + on_var_results if r[0] == "raises"}
