@@ -288,3 +288,29 @@ def take(batched: Any, rows: Sequence[int]) -> Any:
     if isinstance(batched, str) or batched is None:
         return batched
     return np.asarray(batched, dtype=np.float64)[list(rows)]
+
+
+def steady(f: Callable[..., Any], point: Sequence[float], rtol: float = 1e-10) -> bool:
+    """Whether ``f``'s results move by less than ``rtol`` when each input moves by an ulp.
+
+    Array functions may round an intermediate value an ulp away from
+    ``math``'s; where f amplifies that (``cos(sinh(19))``: ``cos`` of 1e8),
+    vmap and a loop of f legitimately disagree. Such samples are left out of
+    the comparison of values (not of errors).
+    """
+    try:
+        base = [np.asarray(x, dtype=np.float64) for x in leaves(f(*point)) if _numeric(x)]
+        for direction in (math.inf, -math.inf):
+            moved = tuple(math.nextafter(x, direction) for x in point)
+            other = [np.asarray(x, dtype=np.float64) for x in leaves(f(*moved)) if _numeric(x)]
+            for a, b in zip(base, other):
+                scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
+                if not all(close(float(u), float(v), rtol, scale) for u, v in zip(a.flat, b.flat)):
+                    return False
+    except Exception:  # f raises next to the point: not steady either
+        return False
+    return True
+
+
+def _numeric(x: Any) -> bool:
+    return not isinstance(x, str) and x is not None

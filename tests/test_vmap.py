@@ -30,6 +30,7 @@ from program_checks import (
     outcome,
     set_segment,
     source_defines_its_names,
+    steady,
     take,
     widest_gap,
     with_guard,
@@ -125,10 +126,11 @@ def test_random_programs_with_a_branch_match_a_loop(
     for x in leaves(batched):
         assert isinstance(x, type(xp.asarray(0.0)))  # arrays of the inputs' namespace
     # Near points are where the program is well conditioned (tapegrad.testing
-    # keeps its ops away from edges there); far points may sit where an ulp of
-    # numpy's tanh becomes many in atanh near 1: a looser tolerance there.
+    # keeps its ops away from edges there); a far point may sit where an ulp of
+    # numpy's tanh becomes many in atanh near 1: only steady ones are compared,
+    # to a looser tolerance.
     near_rows = [i for i, k in enumerate(kept) if k < len(near)]
-    far_rows = [i for i, k in enumerate(kept) if k >= len(near)]
+    far_rows = [i for i, k in enumerate(kept) if k >= len(near) and steady(f, samples[i])]
     assert_batch_matches(take(batched, near_rows), [f(*samples[i]) for i in near_rows])
     assert_batch_matches(take(batched, far_rows), [f(*samples[i]) for i in far_rows], rtol=1e-8)
     # The whole batch: where f raises at some sample, vmap raises what f raises
