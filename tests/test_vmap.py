@@ -87,7 +87,11 @@ TRANSFORMS: dict[str, Callable[[Callable[..., Any], int], Callable[..., Any]]] =
 # Left out until they batch as f computes them: round (and fmod, whose slope
 # rounds; test_round_is_batched), floor, ceil and trunc (whose -0.0 turns
 # copysign and atan2 around; test_rounding_functions_give_fs_zero_sign).
-OPS = [name for name in BUILTIN_OPS if name not in ("round", "fmod", "floor", "ceil", "trunc")]
+# scaled_pow called directly (a rule of the partials, not tapegrad.math) can
+# return NaN without raising, where the rule's NaN is positive and numpy's
+# pow gives the hardware's negative one: copysign then tells them apart.
+LEFT_OUT = ("round", "fmod", "floor", "ceil", "trunc", "scaled_pow")
+OPS = [name for name in BUILTIN_OPS if name not in LEFT_OUT]
 
 
 @pytest.mark.parametrize("namespace", list(NAMESPACES))
