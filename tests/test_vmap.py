@@ -1,0 +1,535 @@
+"""``vmap`` (issue 9): one trace replayed over arrays equals a Python loop of ``f``.
+
+Reference: ``[f(*sample) for sample in batch]``, run eagerly, compared per
+sample to a relative 1e-12 (array functions such as numpy's ``sin`` may round
+differently from ``math``'s); exceptions by type and message. Tested with
+numpy and array-api-strict (the Array API standard and nothing more), and
+torch when it and array-api-compat are installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
+
+import array_api_strict
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from program_checks import (
+    assert_batch_matches,
+    every_op_used,
+    examples,
+    leaves,
+    near_points,
+    near_threshold,
+    on_vars,
+    outcome,
+    set_segment,
+    source_defines_its_names,
+    steady,
+    take,
+    widest_gap,
+    with_guard,
+)
+
+import tapegrad as tg
+from tapegrad.engine import current_stack
+from tapegrad.testing import BUILTIN_OPS, Program, programs
+
+NAMESPACES = {"numpy": np, "array_api_strict": array_api_strict}
+
+
+def columns(xp: Any, points: list[tuple[float, ...]]) -> list[Any]:
+    """One array per argument, the points as its rows: vmap's batch of ``points``."""
+    return [xp.asarray([p[j] for p in points], dtype=xp.float64) for j in range(len(points[0]))]
+
+
+def loop(f: Callable[..., Any], points: list[tuple[float, ...]]) -> list[Any]:
+    """The reference: f at each point."""
+    return [f(*p) for p in points]
+
+
+def counted(f: Callable[..., Any]) -> tuple[Callable[..., Any], list[tuple[Any, ...]]]:
+    calls: list[tuple[Any, ...]] = []
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return f(*args, **kwargs)
+
+    return g, calls
+
+
+def finite_everywhere(result: Any) -> bool:
+    """Whether every number of a result is a finite real (not inf, NaN, or complex)."""
+    try:
+        return all(
+            bool(np.all(np.isfinite(np.asarray(x, dtype=np.float64))))
+            for x in leaves(result)
+            if not isinstance(x, str)
+        )
+    except TypeError:  # a complex number: x ** y of floats with a negative base
+        return False
+
+
+# -- random programs ---------------------------------------------------------------------
+
+TRANSFORMS: dict[str, Callable[[Callable[..., Any], int], Callable[..., Any]]] = {
+    "f": lambda f, n: f,
+    "value_and_grad": lambda f, n: tg.value_and_grad(f, argnums=tuple(range(n))),
+    "hessian": lambda f, n: tg.hessian(f, argnums=tuple(range(n))),
+}
+
+
+# Left out until they batch as f computes them: round (and fmod, whose slope
+# rounds; test_round_is_batched), floor, ceil and trunc (whose -0.0 turns
+# copysign and atan2 around; test_rounding_functions_give_fs_zero_sign).
+# scaled_pow called directly (a rule of the partials, not tapegrad.math) can
+# return NaN without raising, where the rule's NaN is positive and numpy's
+# pow gives the hardware's negative one: copysign then tells them apart.
+LEFT_OUT = ("round", "fmod", "floor", "ceil", "trunc", "scaled_pow")
+OPS = [name for name in BUILTIN_OPS if name not in LEFT_OUT]
+
+
+@pytest.mark.parametrize("namespace", list(NAMESPACES))
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+@examples(1.0)
+@given(
+    prog=programs(max_ops=20, ops=OPS),
+    far=st.lists(st.floats(-3.0, 3.0), min_size=8, max_size=8),
+)
+def test_random_programs_with_a_branch_match_a_loop(
+    namespace: str, transform: str, prog: Program, far: list[float]
+) -> None:
+    xp = NAMESPACES[namespace]
+    assume(every_op_used(prog))
+    n = prog.n_inputs
+    near = near_points(prog.inputs)
+    threshold = widest_gap([prog(*p) for p in near])  # samples on both sides of the guard
+    f = TRANSFORMS[transform](with_guard(prog, threshold), n)
+    far_points = [tuple(far[k : k + n]) for k in range(0, len(far) - n + 1, n)]
+    points = near + far_points
+    assume(all(source_defines_its_names(f, *p) for p in points))
+    results = [outcome(f, *p) for p in points]
+    on_var_results = [outcome(on_vars(f), *p) for p in points]
+
+    def good(k: int) -> bool:
+        """f gives finite values on floats and on Vars, and the guard is clear-cut."""
+        p, r, rv = points[k], results[k], on_var_results[k]
+        if r[0] != "ok" or rv[0] != "ok" or not finite_everywhere(f(*p)):
+            return False
+        return not near_threshold(prog(*p), threshold)
+
+    kept = [k for k in range(len(points)) if good(k)]
+    assume(kept)
+    samples = [points[k] for k in kept]
+    batched = tg.vmap(f)(*columns(xp, samples))
+    for x in leaves(batched):
+        assert isinstance(x, type(xp.asarray(0.0)))  # arrays of the inputs' namespace
+    # Near points are where the program is well conditioned (tapegrad.testing
+    # keeps its ops away from edges there); a far point may sit where an ulp of
+    # numpy's tanh becomes many in atanh near 1: only steady ones are compared,
+    # to a looser tolerance.
+    near_rows = [i for i, k in enumerate(kept) if k < len(near)]
+    far_rows = [i for i, k in enumerate(kept) if k >= len(near) and steady(f, samples[i])]
+    assert_batch_matches(take(batched, near_rows), [f(*samples[i]) for i in near_rows])
+    assert_batch_matches(take(batched, far_rows), [f(*samples[i]) for i in far_rows], rtol=1e-8)
+    # The whole batch: where f raises at some sample, vmap raises what f raises
+    # there (the type: messages differ between f on floats and the Vars vmap traces).
+    errors = {r[1] for r in results + on_var_results if r[0] == "raises"}
+    if errors:
+        got = outcome(tg.vmap(f), *columns(xp, points))
+        assert got[0] == "raises" and got[1] in errors, (got, errors)
+
+
+# -- branches ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("namespace", list(NAMESPACES))
+def test_samples_take_their_own_branch_and_never_the_wrong_one(namespace: str) -> None:
+    xp = NAMESPACES[namespace]
+
+    def f(x: Any) -> Any:  # down the wrong branch, log or sqrt would raise
+        return tg.math.log(x) if x > 0 else tg.math.sqrt(-x)
+
+    points = [(4.0,), (-4.0,), (0.5,), (-0.25,), (1.0,), (-9.0,), (0.0,)]
+    vg = tg.value_and_grad(f)
+    assert_batch_matches(tg.vmap(vg)(*columns(xp, points)), loop(vg, points))
+    # Hand-derived at -4: sqrt(4) = 2, slope -1 / (2 sqrt(4)) = -0.25.
+    values, slopes = tg.vmap(vg)(xp.asarray([-4.0, 4.0]))
+    assert float(values[0]) == 2.0 and float(slopes[0]) == -0.25
+
+
+def test_a_loop_count_per_sample() -> None:
+    def halve(x: Any) -> Any:
+        n = 0
+        while x > 1:
+            x = x / 2
+            n += 1
+        return x, n
+
+    xs = [5.0, 3.0, 9.0, 100.0, 0.5, 5.0, 1.0, 2.0, 1e6, 0.0]
+    counted_f, calls = counted(halve)
+    got = tg.vmap(counted_f)(np.array(xs))
+    assert_batch_matches(got, [halve(x) for x in xs], rtol=0.0)  # halving is exact
+    assert len(calls) == 7  # one trace per distinct count (3, 2, 4, 7, 0, 1, 20)
+
+
+@pytest.mark.parametrize("namespace", list(NAMESPACES))
+def test_builtin_max_equality_truth_and_isnan_split_samples(namespace: str) -> None:
+    xp = NAMESPACES[namespace]
+
+    def f(x: Any, y: Any) -> Any:
+        top = max(x, y)  # y > x ?
+        if x == 0:
+            return top * 3.0
+        if not y:
+            return top - 1.0
+        return 0.0 if tg.math.isnan(x * y) else top * x * y
+
+    points = [(1.0, 2.0), (2.0, 1.0), (0.0, 5.0), (0.0, -5.0), (3.0, 0.0), (-1.0, -0.0), (2.0, 2.0)]
+    points += [(math.nan, 1.0), (1.0, math.nan), (math.inf, 0.5)]
+    assert_batch_matches(tg.vmap(f)(*columns(xp, points)), loop(f, points), rtol=0.0)
+
+
+def test_non_finite_inputs_and_results_are_fs() -> None:
+    def f(x: Any) -> Any:
+        y = x * 1e308  # overflows to inf without an error, as floats do
+        return y + 1.0 if x > -5.0 else x - 1.0
+
+    xs = [1.0, 10.0, -10.0, math.inf, -math.inf, math.nan, 0.0]
+    got = tg.vmap(f)(np.array(xs))
+    assert_batch_matches(got, [f(x) for x in xs], rtol=0.0)
+
+
+@pytest.mark.parametrize(
+    ("f", "bad"),
+    [
+        (lambda x: tg.math.log(x) * 2.0, -1.0),
+        (lambda x: 1.0 / (x - 2.0), 2.0),
+        (lambda x: tg.math.exp(x * 1000.0), 1.0),
+        (lambda x: tg.math.asin(x), 1.5),
+        (lambda x: tg.math.pow(x, 0.5), -4.0),
+    ],
+    ids=["log", "div", "exp-overflow", "asin", "pow"],
+)
+def test_a_sample_outside_an_ops_domain_raises_fs_error(f: Callable[..., Any], bad: float) -> None:
+    # f's error on a float (Python's message) or on a Var (tapegrad's, naming the op).
+    expected = {outcome(f, bad), outcome(f, tg.Var(bad))}
+    assert all(e[0] == "raises" for e in expected)
+    for xs in ([0.5, bad, 0.25], [bad, 0.5]):  # traced at a good sample, or at the bad one
+        assert outcome(tg.vmap(f), np.array(xs)) in expected
+
+
+def test_custom_primitives_and_erf_are_computed_element_by_element() -> None:
+    cube = tg.primitive(lambda x: x * x * x, lambda x, out: 3.0 * x * x, name="cube")
+
+    def f(x: Any, y: Any) -> Any:
+        return cube(x) * tg.math.erf(y) + tg.math.erf(x * y)
+
+    points = [(0.5, 1.0), (-1.0, 2.0), (2.0, -0.5), (0.0, 0.0)]
+    for g in (f, tg.value_and_grad(f, argnums=(0, 1)), tg.hessian(f, argnums=(0, 1))):
+        assert_batch_matches(tg.vmap(g)(*columns(array_api_strict, points)), loop(g, points))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a custom primitive computed element by element on samples of another branch: "
+    "only ValueError/ZeroDivisionError/OverflowError are caught there. p = tg.primitive("
+    "lambda x: x ** 1.5, lambda x, out: 1.5 * x ** 0.5); f = lambda x: p(x) if x > 0 else "
+    "-x; tg.vmap(f)(np.array([4.0, -1.0])) -> TypeError (float() of the complex "
+    "(-1.0) ** 1.5), the loop gives [8.0, 1.0]",
+)
+def test_a_custom_primitive_is_not_run_on_samples_of_another_branch() -> None:
+    p15 = tg.primitive(lambda x: x**1.5, lambda x, out: 1.5 * x**0.5, name="p15")
+
+    def f(x: Any) -> Any:
+        return p15(x) if x > 0 else -x
+
+    xs = [4.0, -1.0]
+    assert_batch_matches(tg.vmap(f)(np.array(xs)), [f(x) for x in xs])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pruning drops unused ops that raise, so no domain mask: def f(x): 1.0 / x; "
+    "return x * 2.0; tg.vmap(f)(np.array([1.0, 0.0])) -> [2.0, 0.0], the loop raises "
+    "ZeroDivisionError",
+)
+def test_an_unused_op_that_raises_still_raises() -> None:
+    def f(x: Any) -> Any:
+        unused = 1.0 / x
+        del unused
+        return x * 2.0
+
+    with pytest.raises(ZeroDivisionError):
+        tg.vmap(f)(np.array([1.0, 0.0]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="guards store float(c): f = lambda x: x * 2.0 if x > 2**53 + 3 else x * 3.0; "
+    "tg.vmap(f)(np.array([1.0, 2.0**53 + 4])) -> [3.0, 2.70e16], the loop gives "
+    "[3.0, 1.80e16] (the second sample replays the False branch)",
+)
+def test_a_guard_against_a_large_int_splits_samples_exactly() -> None:
+    def f(x: Any) -> Any:
+        return x * 2.0 if x > 2**53 + 3 else x * 3.0
+
+    xs = [1.0, 2.0**53 + 4]
+    assert_batch_matches(tg.vmap(f)(np.array(xs)), [f(x) for x in xs], rtol=0.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="round has no array form for its ndigits operand (a 0-d array there, not a "
+    "float) and nothing falls back to element by element: tg.vmap(lambda x: round(x))("
+    "np.array([0.4, 1.6])) -> NotImplementedError('round with ndigits on arrays'), "
+    "the loop gives [0.0, 2.0]; so does every gradient of fmod (its slope rounds): "
+    "tg.vmap(tg.grad(lambda y: tg.math.fmod(2.0, y)))(np.array([0.7, 0.9]))",
+)
+def test_round_is_batched() -> None:
+    xs = [0.4, 1.6, 2.5, -0.5]
+    got = tg.vmap(lambda x: round(x) * 2.0)(np.array(xs))
+    assert_batch_matches(got, [float(round(x)) * 2.0 for x in xs], rtol=0.0)
+    g = tg.grad(lambda y: tg.math.fmod(2.0, y))
+    assert_batch_matches(tg.vmap(g)(np.array([0.7, 0.9])), [g(0.7), g(0.9)], rtol=0.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the array forms of floor, ceil and trunc keep a -0.0 that the rules' float "
+    "forwards (float(math.ceil(x))) make 0.0: f = lambda x: tg.math.copysign(2.0, "
+    "tg.math.ceil(x)); tg.vmap(f)(np.array([-0.5, -0.0])) -> [-2.0, -2.0], the loop gives "
+    "[2.0, 2.0] (likewise floor(-0.0), trunc(-0.5))",
+)
+@pytest.mark.parametrize("name", ["floor", "ceil", "trunc"])
+def test_rounding_functions_give_fs_zero_sign(name: str) -> None:
+    rounding = getattr(tg.math, name)
+
+    def f(x: Any) -> Any:
+        return tg.math.copysign(2.0, rounding(x))
+
+    xs = [-0.5, -0.0, 0.5, 0.0]
+    got = np.asarray(tg.vmap(f)(np.array(xs)))
+    assert got.tolist() == [f(x) for x in xs]
+
+
+# -- axes and outputs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("namespace", list(NAMESPACES))
+def test_in_axes_variants(namespace: str) -> None:
+    xp = NAMESPACES[namespace]
+
+    def f(row: Any, c: Any) -> Any:
+        return row[0] * c + row[1] if row[2] > 0 else row[1] - c
+
+    m = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, -6.0], [7.0, -8.0, 9.0], [0.5, 0.25, -1.0]])
+    cs = np.array([2.0, -1.0, 0.5, 3.0])
+    want = [f(m[i], cs[i]) for i in range(4)]
+    a, at, c = xp.asarray(m), xp.asarray(m.T.copy()), xp.asarray(cs)
+    assert_batch_matches(tg.vmap(f)(a, c), want)
+    assert_batch_matches(tg.vmap(f, in_axes=(1, 0))(at, c), want)
+    assert_batch_matches(tg.vmap(f, in_axes=(-1, 0))(at, c), want)  # last axis
+    want_none = [f(m[i], 2.0) for i in range(4)]
+    assert_batch_matches(tg.vmap(f, in_axes=(0, None))(a, 2.0), want_none)
+    # An unbatched array argument is the same for every sample.
+    g = tg.vmap(lambda x, row: row[0] * x + row[1], in_axes=(0, None))
+    assert_batch_matches(g(c, m[1]), [m[1][0] * x + m[1][1] for x in cs])
+
+
+def test_out_axes_and_pytree_outputs() -> None:
+    Pair = namedtuple("Pair", "first second")
+
+    def f(row: Any) -> Any:
+        doubled = row * 2.0
+        return {"sum": row[0] + row[1], "pair": Pair(row[2], doubled), "tag": "s"}
+
+    m = np.arange(12.0).reshape(4, 3) - 5.0
+    got = tg.vmap(f)(m)
+    assert isinstance(got["pair"], Pair) and got["tag"] == "s"
+    assert got["pair"].second.shape == (4, 3)
+    assert_batch_matches(got, [f(r) for r in m])
+    moved = tg.vmap(lambda r: r * 2.0, out_axes=1)(m)
+    assert moved.shape == (3, 4) and np.array_equal(moved, (m * 2.0).T)
+    assert np.array_equal(tg.vmap(lambda r: r * 2.0, out_axes=-1)(m), (m * 2.0).T)
+
+
+def test_keyword_arguments_are_not_batched() -> None:
+    def f(x: Any, *, scale: Any) -> Any:
+        return x * scale
+
+    assert np.array_equal(tg.vmap(f)(np.array([1.0, 2.0]), scale=3.0), np.array([3.0, 6.0]))
+
+
+def test_programs_are_kept_between_calls() -> None:
+    def f(x: Any) -> Any:
+        return x * x if x > 0 else -x
+
+    counted_f, calls = counted(f)
+    batched = tg.vmap(counted_f)
+    batched(np.array([1.0, -1.0, 2.0]))
+    assert len(calls) == 2
+    xs = np.array([3.0, -4.0, 0.5, -0.5])
+    assert_batch_matches(batched(xs), [f(x) for x in xs], rtol=0.0)
+    assert len(calls) == 2  # both branches replayed
+
+
+def test_small_segments_in_the_array_dialect(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_segment(monkeypatch, 2)
+
+    def f(x: Any, y: Any) -> Any:
+        a = x * 1.0
+        b = tg.math.sin(y) * x
+        c = b / 1.0
+        for _ in range(3):
+            c = c * y + a if c > 0 else c - a * 0.5
+        return c, a, 2.5, x
+
+    points = [(0.5, 1.5), (-2.0, 0.25), (1.0, -1.0), (3.0, 2.0), (-0.5, -0.5)]
+    for g in (f, tg.value_and_grad(lambda x, y: f(x, y)[0], argnums=(0, 1))):
+        assert_batch_matches(tg.vmap(g)(*columns(array_api_strict, points)), loop(g, points))
+
+
+def test_torch_when_installed() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("array_api_compat")
+
+    def f(x: Any, y: Any) -> Any:
+        return tg.math.tanh(x * y) if x > y else x - y
+
+    points = [(1.0, 0.5), (-1.0, 2.0), (0.3, 0.2)]
+    args = [torch.tensor([p[j] for p in points], dtype=torch.float64) for j in range(2)]
+    got = tg.vmap(tg.value_and_grad(f, argnums=(0, 1)))(*args)
+    assert all(isinstance(x, torch.Tensor) for x in leaves(got))
+    batched = tuple(tuple(x.numpy() for x in leaves(got)))
+    want = loop(tg.value_and_grad(f, argnums=(0, 1)), points)
+    assert_batch_matches(list(batched), [list(leaves(w)) for w in want])
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_batches_of_different_lengths_name_the_arguments() -> None:
+    f = tg.vmap(lambda x, y, z: x * y * z)
+    with pytest.raises(ValueError, match=r"argument 0: 4, argument 1: 3, argument 2: 4"):
+        f(np.zeros(4), np.zeros(3), np.zeros(4))
+
+
+def test_bad_batched_arguments_and_axes() -> None:
+    f = tg.vmap(lambda x, y: x * y)
+    with pytest.raises(TypeError, match=r"argument 0 is batched.*list"):
+        f([1.0, 2.0], np.zeros(2))
+    with pytest.raises(TypeError, match=r"argument 1 is batched.*float"):
+        f(np.zeros(2), 3.0)
+    with pytest.raises(ValueError, match="in_axes 1 is out of range"):
+        tg.vmap(lambda x, y: x * y, in_axes=(1, 0))(np.zeros(2), np.zeros(2))
+    with pytest.raises(ValueError, match="in_axes -2 is out of range"):
+        tg.vmap(lambda x: x, in_axes=-2)(np.zeros(2))
+    with pytest.raises(ValueError, match="in_axes has 3 entries for 2"):
+        tg.vmap(lambda x, y: x * y, in_axes=(0, 0, 0))(np.zeros(2), np.zeros(2))
+    with pytest.raises(ValueError, match="no argument is batched"):
+        tg.vmap(lambda x: x, in_axes=None)(np.zeros(2))
+    with pytest.raises(TypeError):
+        tg.vmap(lambda x: x, in_axes=(True,))(np.zeros(2))
+    with pytest.raises(TypeError, match="out_axes"):
+        tg.vmap(lambda x: x, out_axes=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callable"):
+        tg.vmap("f")  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="out_axes out of range is taken modulo the output's rank, where in_axes out of "
+    "range raises: tg.vmap(lambda r: r * 2.0, out_axes=2)(np.zeros((4, 3))) -> shape (4, 3), "
+    "out_axes=5 -> (3, 4), out_axes=1 on scalar outputs -> (n,); expected ValueError",
+)
+def test_out_axes_out_of_range_is_an_error() -> None:
+    with pytest.raises(ValueError, match="out_axes"):
+        tg.vmap(lambda r: r * 2.0, out_axes=2)(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="out_axes"):
+        tg.vmap(lambda x: x * 2.0, out_axes=1)(np.zeros(3))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an empty batch fails inside numpy: tg.vmap(lambda x: x * 2.0)(np.zeros(0)) -> "
+    "ValueError('cannot reshape array of size 0 into shape (0,newaxis)'); expected empty "
+    "results (as jax.vmap) or an error that says the batch is empty",
+)
+def test_an_empty_batch() -> None:
+    try:
+        got = tg.vmap(lambda x: x * 2.0)(np.zeros(0))
+    except ValueError as error:
+        assert "empty" in str(error)
+    else:
+        assert got.shape == (0,)
+
+
+def test_samples_with_different_output_structures_are_refused_not_misread() -> None:
+    def f(x: Any) -> Any:
+        return (x, x) if x > 0 else x
+
+    with pytest.raises(ValueError, match="different structure"):
+        tg.vmap(f)(np.array([1.0, -1.0]))
+
+
+def test_closing_over_a_var_or_reading_data_is_refused() -> None:
+    w = tg.Var(2.0)
+    with pytest.raises(TypeError, match="closes over Vars"):
+        tg.vmap(lambda x: x * w)(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"reads a traced value \(\.data\)"):
+        tg.vmap(lambda x: x * x.data)(np.array([1.0, 2.0]))
+
+
+def test_stop_gradient_is_batched() -> None:
+    f = tg.value_and_grad(lambda x: x * tg.stop_gradient(x) * 3.0)
+    xs = [2.0, -1.0, 0.5]
+    assert_batch_matches(tg.vmap(f)(np.array(xs)), [f(x) for x in xs], rtol=0.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="since 45f06b1: tg.vmap(lambda x, y: -x + -y)(np.array([1.0]), np.array([2.0])) "
+    "-> NameError: name 'v3' is not defined (see test_programs.py::"
+    "test_two_folded_negations_added)",
+)
+def test_two_negations_added() -> None:
+    got = tg.vmap(lambda x, y: -x + -y)(np.array([1.0, 2.0]), np.array([3.0, -4.0]))
+    assert np.array_equal(got, np.array([-4.0, 2.0]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a Var f closes over and only compares is not seen: w = tg.Var(1.0); "
+    "v = tg.vmap(lambda x: x * 2.0 if w > 0 else x * 3.0); v(np.array([1.0])); "
+    "w.data = -1.0; v(np.array([1.0])) -> [2.0] (the kept program), f gives 3.0",
+)
+def test_a_branch_on_a_closed_over_var_is_not_kept_stale() -> None:
+    w = tg.Var(1.0)
+
+    def f(x: Any) -> Any:
+        return x * 2.0 if w > 0 else x * 3.0
+
+    batched = tg.vmap(f)
+    batched(np.array([1.0]))
+    w.data = -1.0
+    assert float(batched(np.array([1.0]))[0]) == f(1.0)
+
+
+def test_an_exception_in_f_leaves_no_tape_and_the_next_call_works() -> None:
+    def f(x: Any) -> Any:
+        if x > 10.0:
+            raise KeyError("too big")
+        return x * 2.0
+
+    batched = tg.vmap(f)
+    depth = len(current_stack())
+    with pytest.raises(KeyError, match="too big"):
+        batched(np.array([1.0, 20.0]))
+    assert len(current_stack()) == depth
+    assert np.array_equal(batched(np.array([1.0, 3.0])), np.array([2.0, 6.0]))
