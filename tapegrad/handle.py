@@ -116,7 +116,7 @@ def compare(op: str, x: Any, y: Any) -> bool:
         # while a trace records: the program would freeze its value then.
         trace = active_trace()
         if trace is not None:
-            trace.captures_vars = True
+            trace.compared_outside = True
     return outcome
 
 

@@ -267,6 +267,21 @@ class Operators:
 
         if kwargs.get("out") is not None:
             raise TypeError(f"numpy.{ufunc.__name__} on Vars cannot write into out=")
+        reflected = _REFLECTED_COMPARISONS.get(ufunc.__name__)
+        first = inputs[0]
+        if (
+            reflected
+            and method == "__call__"
+            and isinstance(first, (np.generic, np.ndarray))
+            and first.ndim == 0
+            and first.dtype != object
+            and isinstance(inputs[1], Operators)
+        ):
+            # np.float32(0.1) < v (numpy passes a 0-d array): compare as
+            # v > np.float32(0.1) does, in float32 as numpy compares a float
+            # with it; the object loop below would make it a float first, and
+            # the two spellings would disagree.
+            return getattr(inputs[1], reflected)(first.reshape(())[()])
         args = []
         for x in inputs:
             if isinstance(x, Operators):
@@ -288,6 +303,16 @@ class Operators:
         # Scalars in, a scalar out: a Var, or a Python bool for a comparison.
         return result.item() if isinstance(result, np.generic) else result
 
+
+# A comparison ufunc with a numpy scalar first: the Var's method that compares the other way.
+_REFLECTED_COMPARISONS = {
+    "less": "__gt__",
+    "less_equal": "__ge__",
+    "greater": "__lt__",
+    "greater_equal": "__le__",
+    "equal": "__eq__",
+    "not_equal": "__ne__",
+}
 
 _POW = RULES["pow"]
 _FLOORDIV = RULES["floordiv"]

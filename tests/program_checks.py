@@ -245,38 +245,6 @@ def on_vars(f: Callable[..., Any]) -> Callable[..., Any]:
     return g
 
 
-def every_op_used(prog: Any) -> bool:
-    """Whether every op of a random ``tapegrad.testing.Program`` reaches its output.
-
-    ``programs()`` adds unused results into the output where it can; where it
-    cannot, jit and vmap prune the op, and with it the error it would raise
-    (test_jit.py::test_an_unused_op_that_raises_still_raises, xfail): such
-    programs are left out of the random tests until that is fixed.
-    """
-    needed = set(prog.outputs)
-    for k in range(prog.n_inputs + len(prog.ops) - 1, prog.n_inputs - 1, -1):
-        if k in needed:
-            needed.update(a for a in prog.ops[k - prog.n_inputs].args if isinstance(a, int))
-    return all(k in needed for k in range(prog.n_inputs, prog.n_inputs + len(prog.ops)))
-
-
-def source_defines_its_names(f: Callable[..., Any], *args: Any) -> bool:
-    """Whether the program traced from ``f`` at ``args`` runs without a NameError.
-
-    A NameError is never f's: it means the generated source uses a local it
-    did not define (test_programs.py::test_two_folded_negations_added, xfail:
-    ``-x + -y`` folds both negations into the addition). Random examples that
-    meet it are left out until that is fixed; the xfail shows it.
-    """
-    try:
-        tg.trace(f, *args)(*args)
-    except NameError:
-        return False
-    except Exception:  # f's own errors and GuardError are the tests' business
-        return True
-    return True
-
-
 def take(batched: Any, rows: Sequence[int]) -> Any:
     """The samples ``rows`` of a vmap result (arrays as numpy arrays, static leaves as they are)."""
     if isinstance(batched, dict):

@@ -252,6 +252,23 @@ def test_numpy_scalar_interop() -> None:
     assert Var(True).data == 1.0 and type(Var(True).data) is float
 
 
+def test_a_numpy_scalar_compares_with_a_var_as_with_its_float() -> None:
+    # numpy compares a float with a float32 in float32: 0.100000002 rounds to
+    # float32(0.1). Either spelling must agree with the float's comparison.
+    c, x = np.float32(0.1), 0.100000002
+    v = Var(x)
+    assert [c < v, c <= v, c > v, c >= v, c == v, c != v] == [
+        c < x,
+        c <= x,
+        c > x,
+        c >= x,
+        c == x,
+        c != x,
+    ]
+    assert [c < v, c == v] == [False, True]  # not float64's answer
+    assert (np.float64(0.05) < v) is True and (np.array(0.2) < v) is False
+
+
 def test_sum_and_numpy_object_array_sum() -> None:
     # Seed 002 sums a list of Values with np.array(...).sum(); builtin sum starts at 0.
     xs = [Var(float(i)) for i in range(1, 5)]

@@ -20,18 +20,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from program_checks import (
     canonical,
-    every_op_used,
     examples,
     median,
     near_points,
     on_vars,
     outcome,
     set_segment,
-    source_defines_its_names,
     with_guard,
     zero_sign_dropped,
 )
@@ -113,7 +111,6 @@ TRANSFORMS: dict[str, Callable[[Callable[..., Any], int], Callable[..., Any]]] =
 def test_random_programs_with_a_branch_replay_f_at_every_point(
     transform: str, prog: Program, far: list[float]
 ) -> None:
-    assume(every_op_used(prog))
     n = prog.n_inputs
     near = near_points(prog.inputs)
     threshold = median([prog(*p) for p in near])  # the guard flips among the near points
@@ -122,7 +119,6 @@ def test_random_programs_with_a_branch_replay_f_at_every_point(
     jitted = tg.jit(make(counted_f, n))
     eager = make(with_guard(prog, threshold), n)
     far_points = [tuple(far[k : k + n]) for k in range(0, len(far) - n + 1, n)]
-    assume(all(source_defines_its_names(eager, *p) for p in near + far_points))
     for p in near:
         assert_same_modulo_known_bugs(jitted, eager, *p)
     # Near points are all safe: one trace per branch of the guard, replays after.
@@ -138,14 +134,12 @@ def test_random_programs_with_a_branch_replay_f_at_every_point(
 @examples(0.5)
 @given(prog=programs(max_ops=20))
 def test_random_programs_cut_into_small_functions_replay_f(prog: Program) -> None:
-    assume(every_op_used(prog))
     with pytest.MonkeyPatch.context() as monkeypatch:
         set_segment(monkeypatch, 3)
         near = near_points(prog.inputs)
         threshold = median([prog(*p) for p in near])
         argnums = tuple(range(prog.n_inputs))
         f = tg.value_and_grad(with_guard(prog, threshold), argnums=argnums)
-        assume(all(source_defines_its_names(f, *p) for p in near))
         counted_f, calls = counted(with_guard(prog, threshold))
         jitted = tg.jit(tg.value_and_grad(counted_f, argnums=argnums))
         for p in near:
@@ -167,15 +161,6 @@ def test_zero_gradients_have_fs_sign() -> None:
     assert_same(tg.jit(g2), g2, 0.0, 0.0)  # eager (0.0, -0.0), jit (-0.0, -0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the call that traces returns the traced computation's values, not f's, where "
-    "they are not finite (a replay then falls back to f; the tracing call does not): "
-    "g = tg.grad(tg.grad(lambda y, c: tg.math.acosh(1.0 + c * y))); g(1.0, 0.0) -> 0.0; "
-    "j = tg.jit(g); j(1.0, 0.0) -> nan, then j(1.0, 0.0) -> 0.0 (f skips a zero float "
-    "partial, which is a Var while tracing). And j = tg.jit(lambda x: round(x) * 1.5); "
-    "j(nan) -> nan, then j(nan) raises ValueError as f does (round(nan) on floats)",
-)
 def test_the_tracing_call_equals_f_where_results_are_not_finite() -> None:
     g = tg.grad(tg.grad(lambda y, c: tg.math.acosh(1.0 + c * y)))
     jitted = tg.jit(g)
@@ -188,12 +173,6 @@ def test_the_tracing_call_equals_f_where_results_are_not_finite() -> None:
     assert [outcome(jitted, math.nan) for _ in range(2)] == [outcome(r, math.nan)] * 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pruning drops unused ops that raise: def f(x): 1.0 / x; return x * 2.0; "
-    "j = tg.jit(f); j(1.0); j(0.0) -> 0.0, f(0.0) raises ZeroDivisionError (likewise an "
-    "unused tg.math.log(x) at x < 0)",
-)
 def test_an_unused_op_that_raises_still_raises() -> None:
     def f(x: Any) -> Any:
         unused = 1.0 / x  # f raises here at 0, although nothing uses the quotient
@@ -443,12 +422,6 @@ def test_stop_gradient_inside_jit_is_recorded_and_follows_the_input() -> None:
     assert [vg(x) for x in (2.0, 3.0)] == [(4.0, 2.0), (9.0, 3.0)]  # d/dx x c = c
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a comparison of a Var f closes over with a constant records no guard and does "
-    "not mark the trace as capturing: w = tg.Var(1.0); j = tg.jit(lambda x: x * 2.0 if "
-    "w > 0 else x * 3.0); j(1.0); w.data = -1.0; j(1.0) -> 2.0 (cached branch), f gives 3.0",
-)
 def test_a_branch_on_a_closed_over_var_follows_its_data() -> None:
     w = tg.Var(1.0)
 
@@ -456,18 +429,12 @@ def test_a_branch_on_a_closed_over_var_follows_its_data() -> None:
         return x * 2.0 if w > 0 else x * 3.0
 
     jitted = tg.jit(f)
-    assert jitted(1.0) == 2.0
+    with pytest.warns(UserWarning, match="closes over"):
+        assert jitted(1.0) == 2.0
     w.data = -1.0
     assert jitted(1.0) == f(1.0) == 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guards store the constant as float(c): comparisons made exactly by Python (a "
-    "large int) replay rounded. f = lambda x: x * 2.0 if x > 2**53 + 3 else x * 3.0; "
-    "j = tg.jit(f); j(2.0**53); j(2.0**53 + 4) -> 2.70e16 (x * 3), f gives 1.80e16 (x * 2) "
-    "(float(2**53 + 3) is 2**53 + 4, and x <= 2**53 + 4 holds)",
-)
 def test_a_guard_against_a_large_int_is_exact() -> None:
     c = 2**53 + 3
 
@@ -479,12 +446,6 @@ def test_a_guard_against_a_large_int_is_exact() -> None:
         assert jitted(x) == f(x)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the same rounding for a numpy float32 threshold, compared in float32 by numpy: "
-    "c = np.float32(0.1); f = lambda x: x * 2.0 if x > c else x * 3.0; j = tg.jit(f); "
-    "j(0.2); j(0.1000000015) -> 0.200000003 (x * 2), f gives 0.3000000045 (x * 3)",
-)
 def test_a_guard_against_a_float32_is_made_as_f_makes_it() -> None:
     np = pytest.importorskip("numpy")
     c = np.float32(0.1)
@@ -492,9 +453,13 @@ def test_a_guard_against_a_float32_is_made_as_f_makes_it() -> None:
     def f(x: Any) -> Any:
         return x * 2.0 if x > c else x * 3.0
 
-    jitted = tg.jit(f)
-    for x in (0.2, 0.1000000015, 0.05, 0.1000000015):
-        assert jitted(x) == f(x)
+    def reflected(x: Any) -> Any:  # numpy's comparison runs first, and asks the Var
+        return x * 2.0 if c < x else x * 3.0
+
+    for g in (f, reflected):
+        jitted = tg.jit(g)
+        for x in (0.2, 0.100000002, 0.05, 0.100000002):
+            assert jitted(x) == g(x) == f(x)
 
 
 def test_reading_data_inside_jit_runs_f_every_time_with_a_warning() -> None:
@@ -510,35 +475,29 @@ def test_reading_data_inside_jit_runs_f_every_time_with_a_warning() -> None:
     assert len(calls) == 3 and jitted.cache.size == 0  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jit of a vmapped function raises: tg.jit(tg.vmap(lambda x: x * 2.0))("
-    "np.array([1.0, 2.0])) -> TypeError('float() of a Var would drop its derivative ...'): "
-    "the trace hands vmap object arrays of Vars; expected vmap's result (by tracing "
-    "through it, or by calling it eagerly)",
-)
 def test_jit_of_vmap_gives_vmaps_result() -> None:
     np = pytest.importorskip("numpy")
     batched = tg.vmap(lambda x: x * 2.0 if x > 0 else -x)
     xs = np.array([1.0, -2.0, 3.0])
-    assert np.array_equal(tg.jit(batched)(xs), batched(xs))
+    with pytest.warns(UserWarning, match="cannot trace"):  # vmap makes floats of its samples
+        assert np.array_equal(tg.jit(batched)(xs), batched(xs))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/programs.md: a traced Var cannot become a number (int(x) raises), so "
-    "jit(f) of a float-only f raises where f works; but the error says it would drop a "
-    "derivative, which misleads under jit: tg.jit(lambda x: math.sin(x))(1.0) -> "
-    "TypeError('float() of a Var would drop its derivative: ...'); expected it to say "
-    "that jit traces f with Vars (and to point at tapegrad.math, as it does)",
-)
-def test_jit_of_a_float_only_function_says_why_it_cannot_trace() -> None:
+def test_jit_of_a_float_only_function_warns_and_runs_f() -> None:
+    # f converts its argument (Python's math): it cannot be traced, so jit
+    # says why once and then runs f itself, giving f's results.
+    calls: list[float] = []
+
     def f(x: float) -> float:
+        calls.append(x)
         return math.sin(x) * 2.0
 
-    with pytest.raises(TypeError, match="jit") as error:
-        tg.jit(f)(1.0)
-    assert "tapegrad.math" in str(error.value)
+    jitted = tg.jit(f)
+    with pytest.warns(UserWarning, match=r"cannot trace.*tapegrad\.math"):
+        assert jitted(1.0) == math.sin(1.0) * 2.0
+    assert jitted(2.0) == math.sin(2.0) * 2.0
+    assert calls == [1.0, 1.0, 2.0]  # the failed trace, then f at each call
+    assert jitted.cache.size == 0  # type: ignore[attr-defined]
 
 
 def test_jit_keeps_fs_name_and_doc() -> None:
@@ -551,12 +510,6 @@ def test_jit_keeps_fs_name_and_doc() -> None:
     assert jitted([1.0, 1.0]) == 0.0 and jitted([0.0, 0.0]) == 1.0  # by hand
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since 45f06b1 the program of -x + -y uses an undefined local (see "
-    "test_programs.py::test_two_folded_negations_added): j = tg.jit(lambda x, y: -x + -y); "
-    "every call runs f (the replay's NameError is taken for f's own error)",
-)
 def test_jit_of_two_negations_added_replays() -> None:
     counted_f, calls = counted(lambda x, y: -x + -y)
     jitted = tg.jit(counted_f)
@@ -631,19 +584,13 @@ def test_an_output_structure_that_follows_a_global_is_frozen_never_misread() -> 
     assert jitted(2.0, **{}) == [2.0, 4.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a non-pytree output (a plain object) is kept as a static leaf: "
-    "j = tg.jit(lambda x: SimpleNamespace(v=x * 2.0)); j(2.0) -> namespace(v=<Var of the "
-    "closed tracing tape, data 4.0>), and j(3.0) returns that same object again; "
-    "f gives namespace(v=6.0)",
-)
 def test_an_object_holding_results_is_not_replayed_stale() -> None:
     def f(x: Any) -> Any:
         return SimpleNamespace(v=x * 2.0)
 
     jitted = tg.jit(f)
-    assert jitted(2.0).v == 4.0 and isinstance(jitted(2.0).v, float)
+    with pytest.warns(UserWarning, match="returns an object"):
+        assert jitted(2.0).v == 4.0 and isinstance(jitted(2.0).v, float)
     assert jitted(3.0).v == 6.0
 
 

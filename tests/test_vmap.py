@@ -21,7 +21,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from program_checks import (
     assert_batch_matches,
-    every_op_used,
     examples,
     leaves,
     near_points,
@@ -29,7 +28,6 @@ from program_checks import (
     on_vars,
     outcome,
     set_segment,
-    source_defines_its_names,
     steady,
     take,
     widest_gap,
@@ -105,14 +103,12 @@ def test_random_programs_with_a_branch_match_a_loop(
     namespace: str, transform: str, prog: Program, far: list[float]
 ) -> None:
     xp = NAMESPACES[namespace]
-    assume(every_op_used(prog))
     n = prog.n_inputs
     near = near_points(prog.inputs)
     threshold = widest_gap([prog(*p) for p in near])  # samples on both sides of the guard
     f = TRANSFORMS[transform](with_guard(prog, threshold), n)
     far_points = [tuple(far[k : k + n]) for k in range(0, len(far) - n + 1, n)]
     points = near + far_points
-    assume(all(source_defines_its_names(f, *p) for p in points))
     results = [outcome(f, *p) for p in points]
     on_var_results = [outcome(on_vars(f), *p) for p in points]
 
@@ -235,14 +231,6 @@ def test_custom_primitives_and_erf_are_computed_element_by_element() -> None:
         assert_batch_matches(tg.vmap(g)(*columns(array_api_strict, points)), loop(g, points))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a custom primitive computed element by element on samples of another branch: "
-    "only ValueError/ZeroDivisionError/OverflowError are caught there. p = tg.primitive("
-    "lambda x: x ** 1.5, lambda x, out: 1.5 * x ** 0.5); f = lambda x: p(x) if x > 0 else "
-    "-x; tg.vmap(f)(np.array([4.0, -1.0])) -> TypeError (float() of the complex "
-    "(-1.0) ** 1.5), the loop gives [8.0, 1.0]",
-)
 def test_a_custom_primitive_is_not_run_on_samples_of_another_branch() -> None:
     p15 = tg.primitive(lambda x: x**1.5, lambda x, out: 1.5 * x**0.5, name="p15")
 
@@ -253,12 +241,6 @@ def test_a_custom_primitive_is_not_run_on_samples_of_another_branch() -> None:
     assert_batch_matches(tg.vmap(f)(np.array(xs)), [f(x) for x in xs])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pruning drops unused ops that raise, so no domain mask: def f(x): 1.0 / x; "
-    "return x * 2.0; tg.vmap(f)(np.array([1.0, 0.0])) -> [2.0, 0.0], the loop raises "
-    "ZeroDivisionError",
-)
 def test_an_unused_op_that_raises_still_raises() -> None:
     def f(x: Any) -> Any:
         unused = 1.0 / x
@@ -269,12 +251,6 @@ def test_an_unused_op_that_raises_still_raises() -> None:
         tg.vmap(f)(np.array([1.0, 0.0]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="guards store float(c): f = lambda x: x * 2.0 if x > 2**53 + 3 else x * 3.0; "
-    "tg.vmap(f)(np.array([1.0, 2.0**53 + 4])) -> [3.0, 2.70e16], the loop gives "
-    "[3.0, 1.80e16] (the second sample replays the False branch)",
-)
 def test_a_guard_against_a_large_int_splits_samples_exactly() -> None:
     def f(x: Any) -> Any:
         return x * 2.0 if x > 2**53 + 3 else x * 3.0
@@ -283,14 +259,24 @@ def test_a_guard_against_a_large_int_splits_samples_exactly() -> None:
     assert_batch_matches(tg.vmap(f)(np.array(xs)), [f(x) for x in xs], rtol=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="round has no array form for its ndigits operand (a 0-d array there, not a "
-    "float) and nothing falls back to element by element: tg.vmap(lambda x: round(x))("
-    "np.array([0.4, 1.6])) -> NotImplementedError('round with ndigits on arrays'), "
-    "the loop gives [0.0, 2.0]; so does every gradient of fmod (its slope rounds): "
-    "tg.vmap(tg.grad(lambda y: tg.math.fmod(2.0, y)))(np.array([0.7, 0.9]))",
-)
+@pytest.mark.parametrize("spelling", ["x > c", "c < x"])
+@pytest.mark.parametrize("namespace", [np, array_api_strict])
+def test_a_guard_against_a_float32_compares_as_f_does(spelling: str, namespace: Any) -> None:
+    # A float compares with a numpy float32 in float32: 0.100000002 rounds to
+    # float32(0.1), so it is not above it; a float64 batch would say it is.
+    c = np.float32(0.1)
+
+    def f(x: Any) -> Any:
+        above = x > c if spelling == "x > c" else c < x
+        return x * 2.0 if above else x * 3.0
+
+    xs = [0.2, 0.100000002, 0.05, 0.1]
+    expected = [f(x) for x in xs]
+    assert expected[1] == 0.100000002 * 3.0
+    assert_batch_matches(tg.vmap(f)(namespace.asarray(xs)), expected, rtol=0.0)
+    assert [tg.grad(f)(x) for x in xs] == [2.0, 3.0, 3.0, 3.0]
+
+
 def test_round_is_batched() -> None:
     xs = [0.4, 1.6, 2.5, -0.5]
     got = tg.vmap(lambda x: round(x) * 2.0)(np.array(xs))
@@ -299,13 +285,6 @@ def test_round_is_batched() -> None:
     assert_batch_matches(tg.vmap(g)(np.array([0.7, 0.9])), [g(0.7), g(0.9)], rtol=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the array forms of floor, ceil and trunc keep a -0.0 that the rules' float "
-    "forwards (float(math.ceil(x))) make 0.0: f = lambda x: tg.math.copysign(2.0, "
-    "tg.math.ceil(x)); tg.vmap(f)(np.array([-0.5, -0.0])) -> [-2.0, -2.0], the loop gives "
-    "[2.0, 2.0] (likewise floor(-0.0), trunc(-0.5))",
-)
 @pytest.mark.parametrize("name", ["floor", "ceil", "trunc"])
 def test_rounding_functions_give_fs_zero_sign(name: str) -> None:
     rounding = getattr(tg.math, name)
@@ -442,12 +421,6 @@ def test_bad_batched_arguments_and_axes() -> None:
         tg.vmap("f")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="out_axes out of range is taken modulo the output's rank, where in_axes out of "
-    "range raises: tg.vmap(lambda r: r * 2.0, out_axes=2)(np.zeros((4, 3))) -> shape (4, 3), "
-    "out_axes=5 -> (3, 4), out_axes=1 on scalar outputs -> (n,); expected ValueError",
-)
 def test_out_axes_out_of_range_is_an_error() -> None:
     with pytest.raises(ValueError, match="out_axes"):
         tg.vmap(lambda r: r * 2.0, out_axes=2)(np.zeros((4, 3)))
@@ -455,19 +428,13 @@ def test_out_axes_out_of_range_is_an_error() -> None:
         tg.vmap(lambda x: x * 2.0, out_axes=1)(np.zeros(3))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty batch fails inside numpy: tg.vmap(lambda x: x * 2.0)(np.zeros(0)) -> "
-    "ValueError('cannot reshape array of size 0 into shape (0,newaxis)'); expected empty "
-    "results (as jax.vmap) or an error that says the batch is empty",
-)
-def test_an_empty_batch() -> None:
-    try:
-        got = tg.vmap(lambda x: x * 2.0)(np.zeros(0))
-    except ValueError as error:
-        assert "empty" in str(error)
-    else:
-        assert got.shape == (0,)
+def test_an_empty_batch_is_refused_by_name() -> None:
+    # No sample to trace f with: the shape of the results is unknown (jax.vmap
+    # knows it from abstract values; tapegrad traces a real sample).
+    with pytest.raises(ValueError, match="empty"):
+        tg.vmap(lambda x: x * 2.0)(np.zeros(0))
+    with pytest.raises(ValueError, match="empty"):
+        tg.vmap(lambda x: x * 2.0, in_axes=1)(np.zeros((3, 0)))
 
 
 def test_samples_with_different_output_structures_are_refused_not_misread() -> None:
@@ -480,7 +447,7 @@ def test_samples_with_different_output_structures_are_refused_not_misread() -> N
 
 def test_closing_over_a_var_or_reading_data_is_refused() -> None:
     w = tg.Var(2.0)
-    with pytest.raises(TypeError, match="closes over Vars"):
+    with pytest.raises(TypeError, match="Vars it closes over"):
         tg.vmap(lambda x: x * w)(np.array([1.0, 2.0]))
     with pytest.raises(TypeError, match=r"reads a traced value \(\.data\)"):
         tg.vmap(lambda x: x * x.data)(np.array([1.0, 2.0]))
@@ -492,23 +459,11 @@ def test_stop_gradient_is_batched() -> None:
     assert_batch_matches(tg.vmap(f)(np.array(xs)), [f(x) for x in xs], rtol=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since 45f06b1: tg.vmap(lambda x, y: -x + -y)(np.array([1.0]), np.array([2.0])) "
-    "-> NameError: name 'v3' is not defined (see test_programs.py::"
-    "test_two_folded_negations_added)",
-)
 def test_two_negations_added() -> None:
     got = tg.vmap(lambda x, y: -x + -y)(np.array([1.0, 2.0]), np.array([3.0, -4.0]))
     assert np.array_equal(got, np.array([-4.0, 2.0]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Var f closes over and only compares is not seen: w = tg.Var(1.0); "
-    "v = tg.vmap(lambda x: x * 2.0 if w > 0 else x * 3.0); v(np.array([1.0])); "
-    "w.data = -1.0; v(np.array([1.0])) -> [2.0] (the kept program), f gives 3.0",
-)
 def test_a_branch_on_a_closed_over_var_is_not_kept_stale() -> None:
     w = tg.Var(1.0)
 

@@ -143,8 +143,8 @@ class Cache:
 
 
 _NOT_KEPT = (
-    "jit({name}): the traced program reads a Var's value (.data), holds a Var that "
-    "{name} closes over, or returns an object that is not numbers, lists, tuples and "
+    "jit({name}): the traced program reads a Var's value (.data), holds or compares a "
+    "Var that {name} closes over, or returns an object that is not numbers, lists, tuples and "
     "dicts, so it cannot stand for other arguments: every call runs {name} itself. "
     "Pass such Vars as arguments, and take constants with tapegrad.stop_gradient."
 )
@@ -217,7 +217,7 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
             if not program.finite(flatten(traced.result, static=True)[0]):
                 # As at replay: f's own non-finite answer (or error), not the trace's.
                 return f(*args, **kwargs)
-        elif program.captures_vars or program.read_values or program.opaque_outputs:
+        elif not program.compared_nan:
             _warn_once(warned, _NOT_KEPT, f)
             if program.opaque_outputs:  # it may hold the trace's Vars: f's own object
                 return f(*args, **kwargs)

@@ -73,6 +73,8 @@ class Program:
         self.compared_nan = traced.recorder.compared_nan
         # f read a traced Var's .data: the program holds that value as a constant.
         self.read_values = traced.recorder.read_values
+        # f compared a Var it closes over: the branch holds for its value now only.
+        self.compared_outside = traced.recorder.compared_outside
         # An output that is not a pytree of numbers (an object, which may hold
         # Vars or change) cannot be handed out again: such a trace is not kept.
         self.opaque_outputs = _has_opaque(traced.out_tree)
@@ -94,7 +96,11 @@ class Program:
     def replayable(self) -> bool:
         """Whether the program stands for ``f`` at other arguments (see :func:`tapegrad.jit`)."""
         return not (
-            self.compared_nan or self.captures_vars or self.read_values or self.opaque_outputs
+            self.compared_nan
+            or self.captures_vars
+            or self.compared_outside
+            or self.read_values
+            or self.opaque_outputs
         )
 
     def __str__(self) -> str:
@@ -106,7 +112,7 @@ class Program:
         for position, step in enumerate(self.steps):
             lines += checks.get(position, [])
             args = " ".join(_name(a) for a in step.args)
-            lines.append(f"%{step.out} = {step.rule.name} {args}")
+            lines.append(f"%{step.out} = {_op_name(step.rule.name)} {args}")
         lines += checks.get(len(self.steps), [])
         lines.append("return " + ", ".join(_name(o) for o in self.outputs))
         return "\n".join(lines)
@@ -245,6 +251,13 @@ def _static_difference(traced: TreeDef, given: TreeDef) -> str | None:
         if found is not None:
             return found
     return None
+
+
+def _op_name(name: str) -> str:
+    """An op's name as one word of the listing: a custom primitive's name quoted if need be."""
+    if name.isprintable() and not any(c.isspace() for c in name):
+        return name
+    return repr(name)
 
 
 def _name(o: Operand) -> str:

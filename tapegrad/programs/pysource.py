@@ -260,14 +260,74 @@ class _Writer:
         self.lines.append(f"bad = bad | {self.name('d', check)}(xp, {', '.join(texts)})")
 
     def guard(self, guard: Guard, number: int) -> None:
+        if self.arrays:
+            guard = _in_floats(guard)
         holds = _HOLDS[(guard.op, guard.outcome)]
         a, b = self.operand(guard.a), self.operand(guard.b)
+        narrow = self.arrays and _narrow_float(guard.a, guard.b)
+        if narrow:  # see _narrow_float
+            rounded = self.name("f", _round_to)
+            a, b = (
+                f"{rounded}(xp, {float(o.value) if isinstance(o, Const) else t}, {narrow!r})"
+                for o, t in ((guard.a, a), (guard.b, b))
+            )
         if self.arrays and self.is_batched((guard.a, guard.b)):
             self.lines.append(f"holds = holds & ({holds.replace(' and ', ' & ').format(a, b)})")
         elif self.arrays:
             self.lines.append(f"holds = holds & ({holds.format(a, b)})")
         else:
             self.lines += [f"if not ({holds.format(a, b)}):", f"    raise GuardFailed({number})"]
+
+
+def _narrow_float(a: Operand, b: Operand) -> str:
+    """The dtype name of a numpy float narrower than a float that a guard compares with, or ''.
+
+    Tracing compared a float with a numpy ``float32`` (or ``float16``) in that
+    type, as numpy compares a Python float with it; a batch of float64 would
+    compare in float64 and pass samples whose branch differs. So the array
+    dialect rounds both sides to that type first, as the trace did.
+    """
+    for o in (a, b):
+        dtype = getattr(o.value, "dtype", None) if isinstance(o, Const) else None
+        if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
+            return str(dtype.name)
+    return ""
+
+
+def _round_to(xp: Any, values: Any, dtype_name: str) -> Any:
+    """``values`` (a column or a float) rounded to the namespace's dtype of that name."""
+    return xp.astype(xp.asarray(values, dtype=xp.float64), getattr(xp, dtype_name))
+
+
+def _in_floats(guard: Guard) -> Guard:
+    """An order guard against an int no float equals, as the same test against a float.
+
+    Python compares a float with an int exactly; arrays would round the int
+    (2**53 + 3 to 2**53 + 4) or fail on it (beyond 64 bits). For a float x,
+    x > n and x >= n are x > (the float below n); x < n and x <= n are
+    x < (the float above n).
+    """
+    for k, c in enumerate((guard.a, guard.b)):
+        if not (isinstance(c, Const) and c.value.__class__ is int and guard.op in _ORDER):
+            continue
+        n = c.value
+        try:
+            f = float(n)
+        except OverflowError:  # beyond the floats: every finite float is on one side
+            f = math.copysign(math.inf, n)
+        if f == n:
+            return guard
+        below = f if f < n else math.nextafter(f, -math.inf)
+        above = f if f > n else math.nextafter(f, math.inf)
+        x_above_n = guard.op in (">", ">=") if k == 1 else guard.op in ("<", "<=")
+        threshold = Const(below if x_above_n else above)
+        if k == 1:  # x op n
+            return Guard(guard.after, ">" if x_above_n else "<", guard.a, threshold, guard.outcome)
+        return Guard(guard.after, "<" if x_above_n else ">", threshold, guard.b, guard.outcome)
+    return guard
+
+
+_ORDER = ("<", "<=", ">", ">=")
 
 
 def python_source(

@@ -27,7 +27,7 @@ from typing import Any
 
 from tapegrad._fastpaths import node_at
 from tapegrad.context import pop_tape, push_tape
-from tapegrad.handle import Handle, value_of
+from tapegrad.handle import Handle, concrete, value_of
 from tapegrad.programs.arrays import may_raise
 from tapegrad.pytree import TreeDef, flatten, unflatten
 from tapegrad.rules import Rule
@@ -76,6 +76,10 @@ class Recorder:
         self.ops: list[tuple[int, Rule, tuple[Any, ...]]] = []  # (tape index, rule, operands)
         self.guards: list[tuple[int, str, Any, Any, bool]] = []
         self.captures_vars = False  # a Var of another tape entered as a constant
+        # f compared a Var of another tape (one it closes over): its value
+        # then is frozen in the guards (no derivative is lost, but the
+        # program holds for that value only).
+        self.compared_outside = False
         self.compared_nan = False  # a comparison saw a NaN: its outcome says nothing
         self.read_values = False  # f read a traced Var's .data: a value, not ops
 
@@ -93,9 +97,9 @@ class Recorder:
                 if v._tape is tape:
                     refs.append(v._index)
                     v = value_of(v)
-                else:  # a Var of another tape: its value is fixed in the program
-                    self.captures_vars = True
-                    refs.append(v)
+                else:  # a Var of another tape: its value now is fixed in the guard
+                    self.compared_outside = True
+                    refs.append(Const(concrete(v)))
                     continue
             else:
                 # The number f compared with, as it was (an int exactly, a float32 as such).

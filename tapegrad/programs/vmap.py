@@ -143,6 +143,11 @@ def _batch(args: tuple[Any, ...], axes: list[int | None]) -> tuple[Any, int, lis
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"argument {k}: {n}" for k, n in sizes.items())
         raise ValueError(f"vmap: batched arguments have different lengths ({listed})")
+    if 0 in sizes.values():
+        raise ValueError(
+            "vmap: the batch is empty (length 0 along in_axes): there is no sample to "
+            "trace f with, so the shape of its results is unknown"
+        )
     return xp, next(iter(sizes.values())), moved
 
 
@@ -210,9 +215,9 @@ class _Batch:
                 program = Program(trace_call(self.f, *self.sample(todo)))
                 if program.captures_vars or program.read_values:
                     raise TypeError(
-                        "vmap: f closes over Vars or reads a traced value (.data), which "
-                        "cannot be computed for a batch; pass Vars as arguments and take "
-                        "constants with tapegrad.stop_gradient"
+                        "vmap: f computes with Vars it closes over or reads a traced value "
+                        "(.data), which cannot be computed for a batch; pass Vars as "
+                        "arguments and take constants with tapegrad.stop_gradient"
                     )
                 if key is not None and program.replayable:
                     cache.add(key, program)
@@ -324,6 +329,11 @@ def _unflatten_batched(xp: Any, tree: TreeDef, leaves: list[Any], size: int, out
     it = iter(leaves)
 
     def move(a: Any) -> Any:
+        if not -a.ndim <= out_axes < a.ndim:
+            raise ValueError(
+                f"vmap: out_axes {out_axes} is out of range for a result of {a.ndim} axes "
+                "(the batch axis included)"
+            )
         if out_axes == 0 or (a.ndim == 1 and out_axes == -1):
             return a
         axis = out_axes % a.ndim
