@@ -62,6 +62,17 @@ def zero_sign_dropped(picture: Any) -> Any:
     return picture
 
 
+def counted(f: Callable[..., Any]) -> tuple[Callable[..., Any], list[tuple[Any, ...]]]:
+    """``f`` and the list of arguments it was called with (a replay calls nothing)."""
+    calls: list[tuple[Any, ...]] = []
+
+    def g(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return f(*args, **kwargs)
+
+    return g, calls
+
+
 def outcome(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
     """What ``fn(*args)`` does: ("ok", canonical result) or ("raises", type, message)."""
     try:

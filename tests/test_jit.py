@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from program_checks import (
     canonical,
+    counted,
     examples,
     median,
     near_points,
@@ -43,17 +44,6 @@ from tapegrad.testing import Program, programs
 slow = pytest.mark.skipif(
     not os.environ.get("TAPEGRAD_SLOW"), reason="slow: set TAPEGRAD_SLOW=1 to run"
 )
-
-
-def counted(f: Callable[..., Any]) -> tuple[Callable[..., Any], list[tuple[Any, ...]]]:
-    """``f`` and the list of arguments it was called with (a replay calls nothing)."""
-    calls: list[tuple[Any, ...]] = []
-
-    def g(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return f(*args, **kwargs)
-
-    return g, calls
 
 
 def assert_same(jitted: Callable[..., Any], f: Callable[..., Any], *args: Any) -> None:

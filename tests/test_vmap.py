@@ -21,6 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from program_checks import (
     assert_batch_matches,
+    counted,
     examples,
     leaves,
     near_points,
@@ -49,16 +50,6 @@ def columns(xp: Any, points: list[tuple[float, ...]]) -> list[Any]:
 def loop(f: Callable[..., Any], points: list[tuple[float, ...]]) -> list[Any]:
     """The reference: f at each point."""
     return [f(*p) for p in points]
-
-
-def counted(f: Callable[..., Any]) -> tuple[Callable[..., Any], list[tuple[Any, ...]]]:
-    calls: list[tuple[Any, ...]] = []
-
-    def g(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return f(*args, **kwargs)
-
-    return g, calls
 
 
 def finite_everywhere(result: Any) -> bool:
