@@ -135,7 +135,7 @@ def assert_batch_matches(batched: Any, samples: Sequence[Any], rtol: float = 1e-
 # namespace names it gives constants and functions (k3, f0, g1, d2).
 _SOURCE_NAME = re.compile(
     r"(v|k|f|g|d|part)\d+|program|inputs|xp|holds|bad|elementwise|S|list|GuardFailed"
-    r"|def|if|not|raise|return|None|and|or|else"
+    r"|def|if|not|raise|return|None|and|or|else|del"
 )
 
 

@@ -10,6 +10,7 @@ torch when it and array-api-compat are installed.
 from __future__ import annotations
 
 import math
+import re
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ from program_checks import (
 
 import tapegrad as tg
 from tapegrad.engine import current_stack
+from tapegrad.programs import pysource
 from tapegrad.testing import BUILTIN_OPS, Program, programs
 
 NAMESPACES = {"numpy": np, "array_api_strict": array_api_strict}
@@ -363,6 +365,41 @@ def test_small_segments_in_the_array_dialect(monkeypatch: pytest.MonkeyPatch) ->
     points = [(0.5, 1.5), (-2.0, 0.25), (1.0, -1.0), (3.0, 2.0), (-0.5, -0.5)]
     for g in (f, tg.value_and_grad(lambda x, y: f(x, y)[0], argnums=(0, 1))):
         assert_batch_matches(tg.vmap(g)(*columns(array_api_strict, points)), loop(g, points))
+
+
+@pytest.mark.parametrize("segment", [20_000, 7])
+def test_the_array_dialect_frees_each_column_after_its_last_use(
+    monkeypatch: pytest.MonkeyPatch, segment: int
+) -> None:
+    # Columns kept alive to the end make every op write to cold memory; each
+    # local is deleted right after the last statement that reads it, and only
+    # the returned (or, between functions, stored) ones are kept.
+    set_segment(monkeypatch, segment)
+
+    def f(x: Any, y: Any) -> Any:
+        total = 0.0
+        for k in range(4):
+            total = total + (y - x * float(k)) ** 2 + tg.math.sin(x * y)
+        return total
+
+    g = tg.value_and_grad(f, argnums=(0, 1))
+    prog = tg.trace(g, 0.5, 1.5)
+    source = pysource.python_source(
+        prog.n_inputs, prog.steps, prog.guards, prog.outputs, segment=segment, batched={1, 2}
+    )
+    deleted = 0
+    for part in source.parts:
+        lines = [line.strip() for line in part.splitlines()]
+        for k, line in enumerate(lines):
+            if not line.startswith("del "):
+                continue
+            for name in line[4:].split(", "):
+                deleted += 1
+                later = " ".join(lines[k + 1 :])
+                assert re.search(rf"\b{name}\b", later) is None, f"{name} used after del"
+    assert deleted >= len(prog.steps) // 2
+    points = [(0.5, 1.5), (-2.0, 0.25), (1.0, -1.0)]
+    assert_batch_matches(tg.vmap(g)(*columns(np, points)), loop(g, points))
 
 
 def test_torch_when_installed() -> None:
