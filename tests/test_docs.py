@@ -57,7 +57,16 @@ API_MD = _find_api_md()
 # Names of the contract that tapegrad does not have yet. Each is checked to be
 # still missing: when one lands, the test fails until it is taken out of here
 # and given its one line on a reference page (`.. autofunction:: <name>`).
-PENDING: set[str] = set()
+PENDING: set[str] = {
+    "tapegrad.explain",
+    "tapegrad.Explanation.to_html",
+    "tapegrad.Program.export",
+    "tapegrad.nn.save",
+    "tapegrad.nn.load",
+    "tapegrad.nn.Module.named_parameters",
+    "tapegrad.nn.Module.state_dict",
+    "tapegrad.nn.Module.load_state_dict",
+}
 
 # Words in API.md's code that are not tapegrad names: Python's builtins and
 # exceptions, other libraries, and the placeholders and parameter names of the
@@ -68,6 +77,8 @@ NOT_API = {
     *("TypeError", "ValueError", "ZeroDivisionError", "AssertionError"),
     *("f", "x", "v", "i", "args", "argnums", "has_aux", "order", "primals", "tangents"),
     *("vjp_fn", "activation", "prog"),
+    *("int", "dict", "min", "max", "format", "eval", "True", "KeyError"),
+    *("in_axes", "program"),
 }
 
 # Where a bare word of API.md is looked up, in this order: the package, then
