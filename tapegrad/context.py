@@ -29,6 +29,7 @@ __all__ = [
     "ambient",
     "current_stack",
     "active_trace",
+    "note_route",
     "push_tape",
     "pop_tape",
 ]
@@ -77,6 +78,22 @@ def active_trace() -> Any:
             if tape.trace is not None:
                 return tape.trace
     return None
+
+
+def note_route(route: str) -> None:
+    """Tell every tracing tape of this context that a traced value reached Python.
+
+    ``route`` names how (``"float"``, ``"format"``, ``".data"`` ...). A recorded
+    program replays ops only, so a value that left the tape as a Python value
+    would be replayed as the constant it was: the recorder marks its program
+    as not reusable (see :mod:`tapegrad.programs.recording`). Every tracing
+    tape on the stack is told, since the value reached each traced function.
+    """
+    stack = _STACK.get(None)
+    if stack is not None:
+        for tape in stack:
+            if tape.trace is not None:
+                tape.trace.note_route(route)
 
 
 def push_tape(trace: Any = None) -> tuple[Tape, Token[tuple[Tape, ...]]]:

@@ -82,6 +82,13 @@ class Recorder:
         self.compared_outside = False
         self.compared_nan = False  # a comparison saw a NaN: its outcome says nothing
         self.read_values = False  # f read a traced Var's .data: a value, not ops
+        # Routes by which a value reached Python outside the ops and guards,
+        # as (route, "file:line" in f): the program is then not reusable.
+        self.routes: list[tuple[str, str]] = []
+
+    def note_route(self, route: str) -> None:
+        """A value left the tape as Python data by ``route``; see ``context.note_route``."""
+        self.routes.append((route, _caller_outside_tapegrad()))
 
     def record(self, index: int, rule: Rule, operands: list[Any]) -> None:
         """An op of the tracing tape: ints are indices there, anything else a constant."""
@@ -107,6 +114,21 @@ class Recorder:
             if v != v:
                 self.compared_nan = True
         self.guards.append((len(self.ops), op, refs[0], refs[1], outcome))
+
+
+def _caller_outside_tapegrad() -> str:
+    """``file:line`` of the innermost frame that is not tapegrad's own code."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(package + os.sep):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
 
 
 def is_input(leaf: Any) -> bool:
