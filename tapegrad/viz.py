@@ -56,6 +56,8 @@ from tapegrad.handle import concrete
 
 __all__ = [
     "GraphNode",
+    "Walk",
+    "walk",
     "graph",
     "Listing",
     "listing",
@@ -107,11 +109,33 @@ def graph(v: Var) -> list[GraphNode]:
     >>> [(n.id, n.op, n.inputs) for n in graph((x * x).tanh())]
     [(1, 'leaf', ()), (2, 'mul', (1, 1)), (3, 'tanh', (2,))]
     """
+    return walk(v).nodes
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What :func:`walk` finds: the nodes, and the tape entries they come from.
+
+    ``chunks`` lists each tape (chunk) the graph reaches, newest first, with
+    the indices of its entries that ``v`` depends on, in execution order;
+    ``ids`` maps ``(tape serial, entry index)`` to the node id drawn for it
+    (a leaf registered on several chunks, and an import, map to one node).
+    Empty for a leaf on its own. :mod:`tapegrad.explain` reads it to sweep
+    the same entries that the picture shows.
+    """
+
+    nodes: list[GraphNode]
+    chunks: list[tuple[Tape, list[int]]]
+    ids: dict[tuple[int, int], int]
+
+
+def walk(v: Var) -> Walk:
+    """The graph behind ``v`` as :func:`graph` gives it, with its tape entries."""
     if not isinstance(v, Var):
         raise TypeError(f"graph() needs a Var, not {type(v).__name__}: {v!r}")
     tape = v._tape
     if tape is None:  # a leaf on its own
-        return [GraphNode(1, v.label, _float(v.data), _float(v.grad), "leaf", "", ())]
+        return Walk([GraphNode(1, v.label, _float(v.data), _float(v.grad), "leaf", "", ())], [], {})
 
     # Pass 1, newest chunk first: mark the entries v depends on (a reverse
     # sweep with booleans instead of adjoints) and queue imported entries.
@@ -184,7 +208,7 @@ def graph(v: Var) -> list[GraphNode]:
                 )
             ids[key] = node.id
             nodes.append(node)
-    return nodes
+    return Walk(nodes, marked, ids)
 
 
 def _op_of(
