@@ -39,8 +39,7 @@ _COMMANDS: dict[
         demo.run,
     ),
     "explain": (
-        "explain one expression's backprop step by step, e.g. "
-        'explain "a = 2.0; b = -3.0; L = a * b + a"',
+        "explain an expression's backprop step by step, with numbers",
         explain_arguments,
         run_explain,
     ),

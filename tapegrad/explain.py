@@ -58,7 +58,7 @@ from typing import Any, TextIO
 from tapegrad import math as tmath
 from tapegrad.engine import CONT, IMPORT, INPUT, LEAF, NULL, Tape, Value, Var
 from tapegrad.handle import concrete
-from tapegrad.viz import GraphNode, _expression, _names, walk
+from tapegrad.viz import GraphNode, expression, node_names, walk
 
 __all__ = [
     "explain",
@@ -179,7 +179,7 @@ class Explanation:
         grads: dict[int, float],
     ) -> None:
         self.nodes = nodes
-        self.names = _names(nodes)
+        self.names = node_names(nodes)
         self.forward = forward
         self.backward = backward
         self.grads = {self.names[n.id]: grads.get(n.id, 0.0) for n in nodes}
@@ -286,7 +286,7 @@ def explain(v: Var) -> Explanation:
         raise TypeError(f"explain() needs a Var, not {type(v).__name__}: {v!r}")
     found = walk(v)
     nodes = found.nodes
-    names = _names(nodes)
+    names = node_names(nodes)
     tapes = {tape.serial: tape for tape, _ in found.chunks}
     # The first entry of each node (dicts keep insertion order: the oldest chunk's first).
     home: dict[int, tuple[Tape, int]] = {}
@@ -306,8 +306,8 @@ def explain(v: Var) -> Explanation:
         if n.is_leaf:
             text = f"{names[n.id]} = {value}"
         else:
-            numbers = _expression(n, {i: number(values[i]) for i in n.inputs if i is not None})
-            text = f"{names[n.id]} = {_expression(n, names)} = {numbers} = {value}"
+            numbers = expression(n, {i: number(values[i]) for i in n.inputs if i is not None})
+            text = f"{names[n.id]} = {expression(n, names)} = {numbers} = {value}"
         forward.append(ForwardStep(n.id, names[n.id], text, values[n.id]))
 
     out = nodes[-1].id
@@ -761,6 +761,10 @@ def _evaluate(node: ast.expr, env: dict[str, Var], source: str) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``explain`` subcommand's arguments."""
+    parser.epilog = (
+        'example: tapegrad explain "a = 2.0; b = -3.0; c = 10.0; f = -2.0; L = (a * b + c) * f" '
+        "--html L.html. Exit status 2: the program was refused (the message says why)."
+    )
     parser.add_argument(
         "program", help=f"the expression to explain: {LANGUAGE}; the last assignment is the output"
     )

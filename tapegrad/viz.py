@@ -59,6 +59,8 @@ __all__ = [
     "Walk",
     "walk",
     "graph",
+    "node_names",
+    "expression",
     "Listing",
     "listing",
     "to_dot",
@@ -241,7 +243,7 @@ def _op_of(
 # ---------------------------------------------------------------------------
 
 
-def _names(nodes: Sequence[GraphNode]) -> dict[int, str]:
+def node_names(nodes: Sequence[GraphNode]) -> dict[int, str]:
     """How an operand is written: its label when unique in the graph, else ``%id``."""
     count: dict[str, int] = {}
     for n in nodes:
@@ -257,7 +259,15 @@ def _names(nodes: Sequence[GraphNode]) -> dict[int, str]:
     return names
 
 
-def _expression(node: GraphNode, names: dict[int, str]) -> str:
+def expression(node: GraphNode, names: dict[int, str]) -> str:
+    """How ``node``'s op is written with its operands' ``names`` (``a * b``, ``tanh(n)``).
+
+    >>> from tapegrad import Value
+    >>> x = Value(3.0, label="x")
+    >>> nodes = graph(x * 2.0)
+    >>> expression(nodes[1], node_names(nodes))
+    'x * const'
+    """
     if node.is_leaf:
         return node.op
     args = ["const" if i is None else names[i] for i in node.inputs]
@@ -331,14 +341,14 @@ def listing(v: Var, precision: int = 4) -> Listing:
     %3    y      %2 + const  10.0   1.0
     """
     nodes = graph(v)
-    names = _names(nodes)
+    names = node_names(nodes)
     rows = [("node", "label", "op", "data", "grad")]
     for n in nodes:
         rows.append(
             (
                 f"%{n.id}",
                 n.label,
-                _expression(n, names),
+                expression(n, names),
                 f"{n.data:.{precision}f}",
                 f"{n.grad:.{precision}f}",
             )
