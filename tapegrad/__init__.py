@@ -11,6 +11,7 @@
 from tapegrad import math
 from tapegrad.checking import check_grads
 from tapegrad.engine import Value, Var
+from tapegrad.explain import Explanation, explain
 from tapegrad.extend import primitive
 from tapegrad.handle import ConversionError
 from tapegrad.programs import GuardError, Program, jit, trace, vmap
@@ -46,6 +47,8 @@ __all__ = [
     "primitive",
     "check_grads",
     "draw_dot",
+    "explain",
+    "Explanation",
     "trace",
     "jit",
     "vmap",

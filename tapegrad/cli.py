@@ -4,6 +4,9 @@ Subcommands:
 
 * ``demo``: micrograd's demo, an MLP trained on the two moons
   (see :mod:`tapegrad.demo`; ``tapegrad demo --help`` lists its options).
+* ``explain``: one expression's backprop, step by step with numbers
+  (see :mod:`tapegrad.explain`; ``--html PATH`` writes a page that steps
+  through it).
 
 ``tapegrad --version`` prints the version; ``tapegrad --help`` lists the
 subcommands, one line each. A subcommand is one entry of ``_COMMANDS``: a
@@ -21,6 +24,10 @@ from collections.abc import Callable, Sequence
 import tapegrad
 from tapegrad import demo
 
+# `from ... import`: the package's attribute `explain` is the function, not this module
+from tapegrad.explain import add_arguments as explain_arguments
+from tapegrad.explain import run as run_explain
+
 __all__ = ["main"]
 
 _COMMANDS: dict[
@@ -30,6 +37,11 @@ _COMMANDS: dict[
         "train micrograd's demo MLP on the two-moons data set",
         demo.add_arguments,
         demo.run,
+    ),
+    "explain": (
+        "explain an expression's backprop step by step, with numbers",
+        explain_arguments,
+        run_explain,
     ),
 }
 

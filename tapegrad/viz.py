@@ -56,7 +56,11 @@ from tapegrad.handle import concrete
 
 __all__ = [
     "GraphNode",
+    "Walk",
+    "walk",
     "graph",
+    "node_names",
+    "expression",
     "Listing",
     "listing",
     "to_dot",
@@ -107,11 +111,33 @@ def graph(v: Var) -> list[GraphNode]:
     >>> [(n.id, n.op, n.inputs) for n in graph((x * x).tanh())]
     [(1, 'leaf', ()), (2, 'mul', (1, 1)), (3, 'tanh', (2,))]
     """
+    return walk(v).nodes
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What :func:`walk` finds: the nodes, and the tape entries they come from.
+
+    ``chunks`` lists each tape (chunk) the graph reaches, newest first, with
+    the indices of its entries that ``v`` depends on, in execution order;
+    ``ids`` maps ``(tape serial, entry index)`` to the node id drawn for it
+    (a leaf registered on several chunks, and an import, map to one node).
+    Empty for a leaf on its own. :mod:`tapegrad.explain` reads it to sweep
+    the same entries that the picture shows.
+    """
+
+    nodes: list[GraphNode]
+    chunks: list[tuple[Tape, list[int]]]
+    ids: dict[tuple[int, int], int]
+
+
+def walk(v: Var) -> Walk:
+    """The graph behind ``v`` as :func:`graph` gives it, with its tape entries."""
     if not isinstance(v, Var):
         raise TypeError(f"graph() needs a Var, not {type(v).__name__}: {v!r}")
     tape = v._tape
     if tape is None:  # a leaf on its own
-        return [GraphNode(1, v.label, _float(v.data), _float(v.grad), "leaf", "", ())]
+        return Walk([GraphNode(1, v.label, _float(v.data), _float(v.grad), "leaf", "", ())], [], {})
 
     # Pass 1, newest chunk first: mark the entries v depends on (a reverse
     # sweep with booleans instead of adjoints) and queue imported entries.
@@ -184,7 +210,7 @@ def graph(v: Var) -> list[GraphNode]:
                 )
             ids[key] = node.id
             nodes.append(node)
-    return nodes
+    return Walk(nodes, marked, ids)
 
 
 def _op_of(
@@ -217,7 +243,7 @@ def _op_of(
 # ---------------------------------------------------------------------------
 
 
-def _names(nodes: Sequence[GraphNode]) -> dict[int, str]:
+def node_names(nodes: Sequence[GraphNode]) -> dict[int, str]:
     """How an operand is written: its label when unique in the graph, else ``%id``."""
     count: dict[str, int] = {}
     for n in nodes:
@@ -233,7 +259,15 @@ def _names(nodes: Sequence[GraphNode]) -> dict[int, str]:
     return names
 
 
-def _expression(node: GraphNode, names: dict[int, str]) -> str:
+def expression(node: GraphNode, names: dict[int, str]) -> str:
+    """How ``node``'s op is written with its operands' ``names`` (``a * b``, ``tanh(n)``).
+
+    >>> from tapegrad import Value
+    >>> x = Value(3.0, label="x")
+    >>> nodes = graph(x * 2.0)
+    >>> expression(nodes[1], node_names(nodes))
+    'x * const'
+    """
     if node.is_leaf:
         return node.op
     args = ["const" if i is None else names[i] for i in node.inputs]
@@ -307,14 +341,14 @@ def listing(v: Var, precision: int = 4) -> Listing:
     %3    y      %2 + const  10.0   1.0
     """
     nodes = graph(v)
-    names = _names(nodes)
+    names = node_names(nodes)
     rows = [("node", "label", "op", "data", "grad")]
     for n in nodes:
         rows.append(
             (
                 f"%{n.id}",
                 n.label,
-                _expression(n, names),
+                expression(n, names),
                 f"{n.data:.{precision}f}",
                 f"{n.grad:.{precision}f}",
             )
