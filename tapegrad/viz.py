@@ -67,6 +67,7 @@ __all__ = [
     "draw_dot",
     "render",
     "dot_string",
+    "MAX_AUTO_LAYOUT_NODES",
 ]
 
 _INFIX = {"+", "-", "*", "/", "**"}

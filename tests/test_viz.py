@@ -235,7 +235,7 @@ def test_a_notebook_shows_draw_dot_as_a_picture_with_or_without_dot(
     L.backward()
     data, _ = formatters.DisplayFormatter().format(draw_dot(L))
     # a picture either way: Graphviz's, or the built-in layout's
-    assert data["image/svg+xml"].startswith("<svg")
+    assert "<svg" in data["image/svg+xml"]
     assert data["text/plain"] == "DotGraph(7 nodes, 3 ops)"
 
 
