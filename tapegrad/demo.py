@@ -24,8 +24,9 @@ update), :func:`train` the loop around it. With ``--jit`` the step is
 ``jit(value_and_grad(loss))`` of the model as a function of its parameters
 (:meth:`tapegrad.nn.Module.with_parameters`): the first step traces and
 compiles the whole step (~190,000 ops), every later one replays it; the run
-reaches the same losses and accuracy, and the demo prints the speed-up
-against eager steps timed on the side.
+reaches the same losses and accuracy, and the demo prints the median time of
+a replayed step and of an eager step timed on the side (:func:`step_times`),
+both in ms, and their ratio.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ __all__ = [
     "add_arguments",
     "run",
     "plot",
+    "StepTimes",
+    "step_times",
 ]
 
 LAYERS = (16, 16, 1)  # micrograd's MLP(2, [16, 16, 1])
@@ -396,7 +399,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jit",
         action="store_true",
-        help="run each step through jit(value_and_grad(loss)) and print the speed-up",
+        help="run each step through jit(value_and_grad(loss)); print the median ms per step, "
+        "jit and eager",
     )
     parser.add_argument(
         "--progress",
@@ -460,22 +464,75 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-def _speed_up(result: DemoResult) -> str:
-    """The jit run's step times against eager steps of the same model, timed now."""
+#: Eager steps timed after a ``--jit`` run, besides one untimed warm-up step.
+EAGER_SAMPLES = 9
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """A ``--jit`` run's step times against eager steps of the same model.
+
+    ``trace`` is the first jit step (tracing and compiling the program),
+    ``jit`` the median of the later ones, ``eager`` the median of
+    :data:`EAGER_SAMPLES` eager steps after an untimed first one, all in
+    seconds. Medians, not means or a single sample: on a busy machine one
+    step in ten can take several times the others, and a median ignores it.
+    """
+
+    trace: float
+    jit: float | None  # None after a one-step run: nothing was replayed
+    eager: float
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times faster a replayed jit step is than an eager step."""
+        return None if self.jit is None else self.eager / self.jit
+
+
+def _median(samples: Sequence[float]) -> float:
+    ordered = sorted(samples)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def step_times(result: DemoResult, eager_samples: int = EAGER_SAMPLES) -> StepTimes:
+    """Time eager steps now and compare them with the jit run's ``result``.
+
+    The eager steps run on a copy of the trained model with learning rate 0,
+    so ``result`` is untouched; the first one is not timed (it warms the
+    caches as the jit run's first step did).
+    """
+    if not result.step_seconds:
+        raise ValueError("step_times() needs a run with at least one step")
+    if eager_samples < 1:
+        raise ValueError(f"eager_samples must be at least 1, got {eager_samples}")
+    leaves = [Var(p.data) for p in result.model.parameters()]
+    model = cast(MLP, result.model.with_parameters(leaves))
+    opt = SGD(model.parameters(), lr=0.0)
     eager = []
-    for _ in range(3):  # on a copy of the trained model: the result is untouched
-        leaves = [Var(p.data) for p in result.model.parameters()]
-        model = cast(MLP, result.model.with_parameters(leaves))
-        opt = SGD(model.parameters(), lr=0.0)
+    for _ in range(eager_samples + 1):
         began = time.perf_counter()
         training_step(model, opt, result.X, result.y)
         eager.append(time.perf_counter() - began)
-    first, later = result.step_seconds[0], sorted(result.step_seconds[1:])
-    if not later:
-        return f"jit: the one step traced and compiled the program in {first:.2f} s"
-    replay = later[len(later) // 2]
-    eager_step = sorted(eager)[1]
+    del eager[0]  # the warm-up step
+    later = result.step_seconds[1:]
+    return StepTimes(
+        trace=result.step_seconds[0],
+        jit=_median(later) if later else None,
+        eager=_median(eager),
+    )
+
+
+def _speed_up(result: DemoResult) -> str:
+    """The line ``demo --jit`` prints: median ms per step, jit and eager, and their ratio."""
+    times = step_times(result)
+    if times.jit is None or times.ratio is None:
+        return (
+            f"jit: the one step traced and compiled the program in {times.trace:.2f} s; "
+            f"eager {times.eager * 1e3:.1f} ms per step (run more steps to time replays)"
+        )
     return (
-        f"jit: first step {first:.2f} s (trace and compile), then {replay * 1e3:.1f} ms "
-        f"per step; eager {eager_step * 1e3:.1f} ms per step: {eager_step / replay:.1f}x faster"
+        f"jit: first step {times.trace:.2f} s (trace and compile); median step after it: "
+        f"jit {times.jit * 1e3:.1f} ms, eager {times.eager * 1e3:.1f} ms "
+        f"({EAGER_SAMPLES} steps): {times.ratio:.1f}x faster"
     )

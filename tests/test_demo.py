@@ -11,6 +11,7 @@ import argparse
 import io
 import random
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,57 @@ def test_a_closed_pipe_stops_the_demo_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err, err
+
+
+def test_step_times_are_medians_after_the_first_step(monkeypatch: Any) -> None:
+    """The jit figure ignores the trace step and any one slow replay."""
+    result = demo.train(steps=2, seed=3, points=6)
+    # replays of 5, 4, 90 (a stall) and 6 ms: the median is 5.5 ms, the mean 26 ms
+    result.step_seconds = [3.0, 0.005, 0.004, 0.090, 0.006]
+    eager = iter([0.5, 0.02, 0.03, 0.90, 0.01, 0.03])  # an untimed warm-up, then 5 samples
+    ticks: list[float] = []
+    now = 0.0
+
+    def clock() -> float:  # start and end of each eager step
+        nonlocal now
+        if len(ticks) % 2:
+            now += next(eager)
+        ticks.append(now)
+        return now
+
+    monkeypatch.setattr(demo.time, "perf_counter", clock)
+    times = demo.step_times(result, eager_samples=5)
+    assert times.trace == 3.0
+    assert times.jit == pytest.approx(statistics.median([0.005, 0.004, 0.090, 0.006]))
+    assert times.eager == pytest.approx(statistics.median([0.02, 0.03, 0.90, 0.01, 0.03]))
+    assert times.ratio == pytest.approx(0.03 / 0.0055)
+
+
+def test_step_times_rejects_empty_runs_and_sample_counts() -> None:
+    result = demo.train(steps=1, seed=3, points=6)
+    with pytest.raises(ValueError, match="eager_samples must be at least 1"):
+        demo.step_times(result, eager_samples=0)
+    result.step_seconds = []
+    with pytest.raises(ValueError, match="at least one step"):
+        demo.step_times(result)
+
+
+def test_jit_prints_both_medians_and_their_ratio(capsys: Any) -> None:
+    assert main(["demo", "--jit", "--steps", "4", "--points", "8", "--progress", "none"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    found = re.fullmatch(
+        r"jit: first step [\d.]+ s \(trace and compile\); median step after it: "
+        r"jit ([\d.]+) ms, eager ([\d.]+) ms \(\d+ steps\): ([\d.]+)x faster",
+        last,
+    )
+    assert found is not None, last
+    jit_ms, eager_ms, ratio = map(float, found.groups())
+    # the printed ratio is the ratio of the printed figures, up to their rounding
+    assert ratio == pytest.approx(eager_ms / jit_ms, rel=0.1, abs=0.1)
+
+
+def test_jit_with_one_step_says_nothing_was_replayed(capsys: Any) -> None:
+    assert main(["demo", "--jit", "--steps", "1", "--points", "6", "--progress", "none"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("jit: the one step traced and compiled the program in ")
+    assert "ms per step (run more steps to time replays)" in last

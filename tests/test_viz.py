@@ -14,16 +14,18 @@ import math
 import pickle
 import shutil
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import tapegrad as tg
-from tapegrad import Value, Var, engine
+from tapegrad import Value, Var, engine, viz
 from tapegrad.viz import DotGraph, Listing, draw_dot, graph, listing, render, to_dot
 
 HAS_DOT = shutil.which("dot") is not None
+SVG_NS = "{http://www.w3.org/2000/svg}"
 NO_DOT = (
     "Graphviz's dot program is not installed (apt-get install graphviz; .ci/run installs it "
     "where it can)"
@@ -125,25 +127,79 @@ def test_draw_dot_returns_one_type_whatever_is_installed(package: str, monkeypat
     assert tg.draw_dot is draw_dot
 
 
-def test_draw_dot_without_the_dot_program_shows_dot_text(monkeypatch: Any, tmp_path: Path) -> None:
+def _svg_tree(svg: str) -> ET.Element:
+    """The SVG parsed as XML: it must be well-formed (escapes, no stray characters)."""
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG_NS}svg"
+    return root
+
+
+def _texts(root: ET.Element) -> list[str]:
+    return [t.text or "" for t in root.iter(f"{SVG_NS}text")]
+
+
+def test_draw_dot_without_the_dot_program_draws_svg_itself(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no dot anywhere
     assert shutil.which("dot") is None
     L = L_graph()
     L.backward()
     g = draw_dot(L)
+    svg = g._repr_svg_()
+    assert svg is not None and svg.startswith("<svg")
+    assert g._repr_svg_() is svg  # drawn once
+    assert g._repr_mimebundle_() == {"image/svg+xml": svg, "text/plain": "DotGraph(7 nodes, 3 ops)"}
+    root = _svg_tree(svg)
+    texts = _texts(root)
+    # the lecture's hand-derived values and gradients, and the three ops
+    for cell in ("a", "L", "data -8.0000", "grad 6.0000", "grad -4.0000", "grad 4.0000"):
+        assert cell in texts
+    assert sorted(t for t in texts if t in "*+") == ["*", "*", "+"]
+    rects = root.findall(f".//{SVG_NS}rect")
+    assert len(rects) == 1 + 7  # the white background and a record per value
+    assert len(root.findall(f".//{SVG_NS}ellipse")) == 3  # an oval per op
+    assert len(root.findall(f".//{SVG_NS}path")) == 1 + 9  # the arrowhead and 9 edges
+    assert g.pipe() == svg.encode()  # svg needs no dot
+    assert g.render(tmp_path / "L.svg").read_text() == svg
+    assert render(L, tmp_path / "R.svg").read_text() == svg
+    with pytest.raises(RuntimeError, match="Graphviz's 'dot' program is not installed"):
+        g.render(tmp_path / "L.png")
+    with pytest.raises(RuntimeError, match="not installed"):
+        g.pipe("pdf")
+    assert g.render(tmp_path / "L.dot").read_text() == L_DOT  # DOT text needs nothing
+    assert g.render(tmp_path / "L.gv").read_text() == L_DOT
+
+
+def test_a_dot_graph_of_text_alone_shows_its_text_without_dot(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    g = DotGraph(L_DOT, nodes=7, ops=3)  # no graph to lay out
     assert g._repr_svg_() is None  # IPython's convention for "no picture"
     bundle = g._repr_mimebundle_()
     assert list(bundle) == ["text/plain"]
     comment, rest = bundle["text/plain"].split("\n", 1)
     assert comment.startswith("// DotGraph(7 nodes, 3 ops): Graphviz's 'dot' program")
-    assert "apt-get install graphviz" in comment
+    assert "apt-get install graphviz" in comment and "DOT text only" in comment
     assert rest == L_DOT  # the text stays valid DOT: the comment is a DOT comment
-    with pytest.raises(RuntimeError, match="Graphviz's 'dot' program is not installed"):
-        g.render(tmp_path / "L.svg")
     with pytest.raises(RuntimeError, match="not installed"):
         g.pipe()
-    assert g.render(tmp_path / "L.dot").read_text() == L_DOT  # DOT text needs nothing
-    assert g.render(tmp_path / "L.gv").read_text() == L_DOT
+
+
+def test_a_graph_too_large_to_lay_out_on_display_shows_text(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(viz, "MAX_AUTO_LAYOUT_NODES", 6)
+    L = L_graph()
+    L.backward()
+    g = draw_dot(L)
+    assert g._repr_svg_() is None
+    text = g._repr_mimebundle_()["text/plain"]
+    assert "more than 6 nodes" in text and ".render('graph.svg')" in text
+    assert text.endswith(L_DOT)
+    assert g.render(tmp_path / "L.svg").read_text().startswith("<svg")  # any size on request
 
 
 @pytest.mark.skipif(not HAS_DOT, reason=NO_DOT)
@@ -165,7 +221,7 @@ def test_draw_dot_with_the_dot_program_shows_svg(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("dot", ["absent", "present"])
-def test_a_notebook_shows_draw_dot_as_a_picture_or_as_text(
+def test_a_notebook_shows_draw_dot_as_a_picture_with_or_without_dot(
     dot: str, monkeypatch: Any, tmp_path: Path
 ) -> None:
     """What Jupyter does with the object: IPython's own display formatter."""
@@ -178,13 +234,9 @@ def test_a_notebook_shows_draw_dot_as_a_picture_or_as_text(
     L = L_graph()
     L.backward()
     data, _ = formatters.DisplayFormatter().format(draw_dot(L))
-    if dot == "present":
-        assert "<svg" in data["image/svg+xml"]
-        assert data["text/plain"] == "DotGraph(7 nodes, 3 ops)"
-    else:
-        assert "image/svg+xml" not in data
-        assert data["text/plain"].endswith(L_DOT)  # the text, not an escaped str repr
-        assert "\\n" not in data["text/plain"] and "\\t" not in data["text/plain"]
+    # a picture either way: Graphviz's, or the built-in layout's
+    assert "<svg" in data["image/svg+xml"]
+    assert data["text/plain"] == "DotGraph(7 nodes, 3 ops)"
 
 
 def test_listing_is_a_str_that_notebooks_show_as_a_table() -> None:
@@ -250,8 +302,8 @@ def test_record_characters_are_escaped_in_dot_text() -> None:
 
 def test_render_without_dot_explains(monkeypatch: Any, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError, match="Graphviz's 'dot' program"):
-        render(L_graph(), tmp_path / "L.svg")
+    with pytest.raises(RuntimeError, match=r"Graphviz's 'dot' program.*svg pictures need nothing"):
+        render(L_graph(), tmp_path / "L.png")
     with pytest.raises(ValueError, match="suffix"):
         render(L_graph(), tmp_path / "L")
 
