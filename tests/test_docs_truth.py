@@ -38,7 +38,9 @@ DOCS = ROOT / "docs"
 BENCHMARKS = DOCS / "benchmarks.md"
 
 COMING = re.compile(r"\b(?:up|forth)?coming\b(?![\s-]+from\b)", re.IGNORECASE)
-ISSUE = re.compile(r"\bissues?\s+#?\d+|(?<![\w&/#])#\d+\b(?![0-9a-fA-F])", re.IGNORECASE)
+ISSUE = re.compile(
+    r"\bissues?\s+#?\d+|(?<![\w&/#])(?<!:\s)(?<!:)#\d+\b(?![0-9a-fA-F])", re.IGNORECASE
+)
 RATIO = re.compile(r"(?<![\w.])(\d+\.\d+)\s?(?:x\b|times\b)")
 BYTES = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s?(?:B/op\b|B per op\b|bytes per (?:recorded )?op\b)"
@@ -193,6 +195,8 @@ def test_the_coming_rule(text: str, flagged: bool) -> None:
         ("it&#39;s", False),
         ("colour #92c5de", False),
         ("colour #123abc", False),
+        ("color: #222;", False),
+        ("stroke:#555", False),
         ("https://example.org/page#12", False),
         ("listing ids %7 and %12", False),
         ("# 1. What a derivative says", False),
