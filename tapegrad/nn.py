@@ -26,6 +26,10 @@ What is here
   :func:`accuracy` for ``+-1`` labels.
 * Optimisers: :class:`SGD` (momentum, learning-rate schedule) and :class:`Adam`;
   :func:`linear_decay` is micrograd's demo schedule ``1.0 - 0.9 * k / 100``.
+* State, as in PyTorch: ``Module.named_parameters()``, ``state_dict()`` and
+  ``load_state_dict()``, the same two for optimisers (step count, momentum,
+  Adam's moments), and :func:`save` / :func:`load` to write and read them as
+  JSON, floats bit for bit (docs/nn.md, "Saving and resuming training").
 
 Choices, as in micrograd unless said otherwise
 ----------------------------------------------
@@ -41,6 +45,9 @@ Choices, as in micrograd unless said otherwise
   ``MLP(3, [4, 4, 1], out_activation="tanh")``).
 * Activations: ``"tanh"``, ``"relu"`` (``relu'(0) = 0``), ``"sigmoid"``,
   ``"linear"``, or any callable from a Var to a Var.
+* The default activation is tanh (the lecture's); micrograd's ``nonlin=True``
+  (ReLU) / ``nonlin=False`` (linear) works for ``Neuron`` and ``Layer``, and
+  micrograd's ``MLP`` (ReLU hidden layers) is ``MLP(nin, nouts, activation="relu")``.
 
 Cheap sums on the tape
 ----------------------

@@ -61,11 +61,6 @@ PENDING: set[str] = {
     "tapegrad.explain",
     "tapegrad.Explanation.to_html",
     "tapegrad.Program.export",
-    "tapegrad.nn.save",
-    "tapegrad.nn.load",
-    "tapegrad.nn.Module.named_parameters",
-    "tapegrad.nn.Module.state_dict",
-    "tapegrad.nn.Module.load_state_dict",
 }
 
 # Words in API.md's code that are not tapegrad names: Python's builtins and
