@@ -758,6 +758,24 @@ def linear_decay(start: float, end: float, steps: int) -> Schedule:
     return schedule
 
 
+def _all_referenced_elsewhere(params: tuple[Var, ...]) -> bool:
+    """Whether every parameter has a reference besides the optimizer's list (CPython).
+
+    The count a parameter would have if only an optimizer's list held it is
+    measured on a probe held the same way (a list, a tuple, the loop), so the
+    comparison does not depend on how an interpreter version counts. A
+    reference count can only overstate who holds a Var, so False is checked
+    further by the caller; True is final.
+    """
+    getrefcount = getattr(sys, "getrefcount", None)
+    if getrefcount is None:  # not CPython
+        return False
+    probe_list = [Var(0.0)]
+    probe = tuple(probe_list)
+    baseline = max(getrefcount(p) for p in probe)
+    return all(getrefcount(p) > baseline for p in params)
+
+
 class Optimizer:
     """Common part of the optimisers: the parameters, ``zero_grad``, the step count, the state.
 
@@ -930,11 +948,17 @@ class Optimizer:
     def _check_parameters_held(self) -> None:
         """RuntimeError if a parameter is held by nothing but this optimizer.
 
-        Runs once after an unpickling or deep copy: one walk over the objects
-        the garbage collector tracks, plus the locals of the calling frames
-        (Python 3.11+ does not show those to ``gc.get_referrers``).
+        Runs once after an unpickling or deep copy. Reference counts settle
+        the usual case, parameters that a model holds too, in one pass over
+        the parameters; otherwise one walk over the objects the garbage
+        collector tracks (``gc.get_referrers``), plus the locals of the
+        calling frames, which Python 3.11+ does not show to it, tells who
+        holds each parameter.
         """
         params = tuple(self.params)
+        if _all_referenced_elsewhere(params):
+            self._restored = False
+            return
         wanted = {id(p): i for i, p in enumerate(params)}
         held: set[int] = set()
         for holder in gc.get_referrers(*params):

@@ -418,6 +418,41 @@ def test_a_model_and_optimizer_restored_together_train(restore: Any) -> None:
     assert model2.state_dict() == model.state_dict()  # the restored one moved just the same
 
 
+@pytest.fixture(params=["refcounts", "gc walk"])
+def holder_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of telling who holds a parameter: the reference-count pass and the gc walk."""
+    if request.param == "gc walk":
+        monkeypatch.setattr(nn, "_all_referenced_elsewhere", lambda params: False)
+    return str(request.param)
+
+
+def test_both_checks_accept_parameters_a_model_holds(holder_check: str) -> None:
+    model, opt = _trained_pair()
+    model2, opt2 = pickle.loads(pickle.dumps((model, opt)))
+    _one_step(model2, opt2)
+    assert not opt2._restored  # checked, and passed
+    assert model2.state_dict() != model.state_dict()
+
+
+def test_both_checks_count_a_local_variable_as_a_holder(holder_check: str) -> None:
+    p = Var(2.0)
+    opt = nn.SGD([p], lr=0.5)
+    p2, opt2 = pickle.loads(pickle.dumps((p, opt)))
+    p2.grad = 1.0
+    opt2.step()  # p2 lives only in this frame's locals (and opt2.params)
+    assert p2.data == 1.5
+
+
+def test_the_refcount_pass_leaves_orphans_to_the_gc_walk() -> None:
+    model, opt = _trained_pair()
+    model2, together = pickle.loads(pickle.dumps((model, opt)))
+    apart = pickle.loads(pickle.dumps(opt))
+    assert nn._all_referenced_elsewhere(tuple(together.params))
+    del model2  # now nothing but the optimizer holds them
+    assert not nn._all_referenced_elsewhere(tuple(together.params))
+    assert not nn._all_referenced_elsewhere(tuple(apart.params))
+
+
 def test_parameters_held_only_by_a_local_variable_count_as_held() -> None:
     p = Var(2.0)
     opt = nn.SGD([p], lr=0.5)
