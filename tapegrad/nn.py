@@ -942,6 +942,7 @@ class Optimizer:
     # -- pickles -------------------------------------------------------------
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.param_names = None  # absent from pickles made before optimizers had names
         self.__dict__.update(state)
         self._restored = True
 

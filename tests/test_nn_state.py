@@ -495,3 +495,13 @@ def test_nonlin_and_activation_together_or_not_a_bool_raise(cls: Any) -> None:
         cls(2, nonlin="relu")
     with pytest.raises(TypeError, match="nonlin must be"):
         cls(2, nonlin=1)
+
+
+def test_an_optimizer_pickled_before_it_had_names_still_loads() -> None:
+    _model, opt = _trained_pair()
+    state = dict(vars(opt))
+    del state["param_names"], state["_restored"]  # what an older tapegrad pickled
+    old = nn.SGD.__new__(nn.SGD)
+    old.__setstate__(state)
+    assert old.param_names is None and old._restored
+    assert old.state_dict() == opt.state_dict()
