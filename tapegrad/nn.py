@@ -26,6 +26,10 @@ What is here
   :func:`accuracy` for ``+-1`` labels.
 * Optimisers: :class:`SGD` (momentum, learning-rate schedule) and :class:`Adam`;
   :func:`linear_decay` is micrograd's demo schedule ``1.0 - 0.9 * k / 100``.
+* State, as in PyTorch: ``Module.named_parameters()``, ``state_dict()`` and
+  ``load_state_dict()``, the same two for optimisers (step count, momentum,
+  Adam's moments), and :func:`save` / :func:`load` to write and read them as
+  JSON, floats bit for bit (docs/nn.md, "Saving and resuming training").
 
 Choices, as in micrograd unless said otherwise
 ----------------------------------------------
@@ -41,6 +45,9 @@ Choices, as in micrograd unless said otherwise
   ``MLP(3, [4, 4, 1], out_activation="tanh")``).
 * Activations: ``"tanh"``, ``"relu"`` (``relu'(0) = 0``), ``"sigmoid"``,
   ``"linear"``, or any callable from a Var to a Var.
+* The default activation is tanh (the lecture's); micrograd's ``nonlin=True``
+  (ReLU) / ``nonlin=False`` (linear) works for ``Neuron`` and ``Layer``, and
+  micrograd's ``MLP`` (ReLU hidden layers) is ``MLP(nin, nouts, activation="relu")``.
 
 Cheap sums on the tape
 ----------------------
@@ -56,13 +63,33 @@ Means multiply by ``1 / n`` (a float fast path) instead of dividing.
 from __future__ import annotations
 
 import copy
+import gc
+import json
 import math
+import numbers
+import os
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Generic, Literal, cast, overload
 
 from tapegrad import math as tmath
 from tapegrad.engine import Var
+
+#: What a model call returns: ``Var`` for one output, ``Any`` when the type
+#: checker cannot see the number of outputs. A TypeVar default (PEP 696) makes
+#: a bare ``Layer`` or ``MLP`` annotation mean ``Layer[Any]``; only type
+#: checkers need it, and Python < 3.13's TypeVar takes no default.
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar, Unpack
+
+    Out = TypeVar("Out", default=Any)
+else:
+    from typing import TypeVar
+
+    Out = TypeVar("Out")
 
 __all__ = [
     "Module",
@@ -80,6 +107,8 @@ __all__ = [
     "SGD",
     "Adam",
     "linear_decay",
+    "save",
+    "load",
 ]
 
 Scalar = Var | float
@@ -205,6 +234,78 @@ class Module:
         for p in self.parameters():
             p.grad = 0.0
 
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Var]]:
+        """``(name, parameter)`` pairs, each parameter once, in :meth:`parameters`'s order.
+
+        A name is the path of attributes and list positions that reaches the
+        parameter, as in PyTorch: ``layers.0.neurons.3.w.1`` is weight 1 of
+        neuron 3 of layer 0. A parameter held in two places gets the first
+        name. ``prefix`` is put before every name.
+
+        >>> model = MLP(2, [3, 1], rng=random.Random(0))
+        >>> for name, p in list(model.named_parameters())[:4]:
+        ...     print(name)
+        layers.0.neurons.0.w.0
+        layers.0.neurons.0.w.1
+        layers.0.neurons.0.b
+        layers.0.neurons.1.w.0
+        >>> len(list(model.named_parameters())) == len(model.parameters()) == 13
+        True
+
+        The names come from the attributes, so a Module that overrides
+        :meth:`parameters` with another order must override this method too.
+        """
+        seen: set[int] = set()
+        for attribute, value in vars(self).items():
+            for name, p in _named_params_in(value, prefix + attribute):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield name, p
+
+    def state_dict(self) -> dict[str, float]:
+        """The parameters' values by name (see :meth:`named_parameters`), in order.
+
+        A plain ``dict`` of floats: :func:`save` writes it as JSON, and
+        :meth:`load_state_dict` of any model of the same architecture takes it.
+
+        >>> neuron = Neuron(2, rng=random.Random(0))
+        >>> neuron.w[0].data, neuron.w[1].data = 0.5, -0.25
+        >>> neuron.state_dict()
+        {'w.0': 0.5, 'w.1': -0.25, 'b': 0.0}
+        """
+        return {name: float(p.data) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, float]) -> None:
+        """Set every parameter's ``.data`` from ``state`` (name to number), in place.
+
+        The names must be exactly this model's: missing or unexpected names
+        raise ``KeyError`` naming them, and a value that is not a real number
+        (a str, ``None``, a Var, a bool) raises ``TypeError``; in both cases
+        no parameter changes. ints become floats; ``inf`` and ``nan`` load as
+        they are (a checkpoint keeps what training produced). Gradients are
+        left alone, and the Vars stay the same objects, so an optimizer built
+        over ``parameters()`` keeps working.
+
+        >>> model = MLP(2, [1], rng=random.Random(0))
+        >>> twin = MLP(2, [1], rng=random.Random(1))
+        >>> twin.load_state_dict(model.state_dict())
+        >>> twin([1.0, 2.0]).data == model([1.0, 2.0]).data
+        True
+        >>> Neuron(1).load_state_dict({'w.0': 1.0, 'bias': 0.0})
+        Traceback (most recent call last):
+        KeyError: "load_state_dict: Neuron(1, activation='tanh') is missing 'b'; and has no 'bias'"
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"load_state_dict takes a mapping of parameter names to numbers "
+                f"(what state_dict() returns), not {type(state).__name__}"
+            )
+        named = list(self.named_parameters())
+        _check_keys(f"load_state_dict: {self!r}", [name for name, _ in named], state)
+        values = [_real(f"load_state_dict: {name!r}", state[name]) for name, _ in named]
+        for (_, p), value in zip(named, values):
+            p.data = value
+
     def with_parameters(self, values: Sequence[Scalar]) -> Module:
         """A copy of this model computing with ``values`` (floats or Vars) as its parameters.
 
@@ -250,21 +351,89 @@ def _params_in(value: object) -> Iterator[Var]:
             yield from _params_in(item)
 
 
+def _named_params_in(value: object, name: str) -> Iterator[tuple[str, Var]]:
+    """``(name, leaf)`` pairs in an attribute value, as :func:`_params_in` finds them."""
+    if isinstance(value, Module):
+        yield from value.named_parameters(name + ".")
+    elif isinstance(value, Var):
+        if value.is_leaf:
+            yield name, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _named_params_in(item, f"{name}.{i}")
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def _check_keys(what: str, expected: Sequence[str], given: Mapping[str, Any]) -> None:
+    """KeyError naming the missing and the unexpected keys of ``given``, if any."""
+    known = set(expected)
+    missing = [name for name in expected if name not in given]
+    unexpected = [name for name in given if name not in known]
+    problems = []
+    if missing:
+        problems.append(f"is missing {_quoted(missing)}")
+    if unexpected:
+        problems.append(f"has no {_quoted(unexpected)}")
+    if problems:
+        raise KeyError(f"{what} {'; and '.join(problems)}")
+
+
+def _real(what: str, value: object) -> float:
+    """``value`` as a float if it is a real number; a bool is not one here."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        # True as a weight is a bug far more often than it is 1.0.
+        raise TypeError(
+            f"{what}: a value must be a real number, not {type(value).__name__}: {value!r}"
+        )
+    return float(value)
+
+
+def _choose_activation(who: str, activation: Activation | None, nonlin: object) -> Activation:
+    """The activation named by ``activation=`` or by micrograd's ``nonlin=`` (tanh if neither)."""
+    if nonlin is None:
+        return "tanh" if activation is None else activation
+    if activation is not None:
+        raise TypeError(
+            f"{who}: pass activation= or micrograd's nonlin=, not both "
+            f"(got activation={activation!r}, nonlin={nonlin!r})"
+        )
+    if not isinstance(nonlin, bool):
+        raise TypeError(
+            f"{who}: nonlin must be True (ReLU) or False (linear), "
+            f"not {type(nonlin).__name__}: {nonlin!r}"
+        )
+    return "relu" if nonlin else "linear"
+
+
 class Neuron(Module):
     """``activation(b + sum(w_i * x_i))`` with ``nin`` weights and a bias.
+
+    ``activation`` is tanh unless given; micrograd's keyword works too:
+    ``nonlin=True`` is ReLU and ``nonlin=False`` linear (give one of the two).
 
     >>> import random
     >>> n = Neuron(2, activation="linear", rng=random.Random(1))
     >>> n.w[0].data = 2.0; n.w[1].data = -1.0; n.b.data = 0.5
     >>> n([3.0, 4.0]).data
     2.5
+    >>> Neuron(2, nonlin=False)
+    Neuron(2, activation='linear')
     """
 
     def __init__(
-        self, nin: int, activation: Activation = "tanh", rng: random.Random | None = None
+        self,
+        nin: int,
+        activation: Activation | None = None,
+        rng: random.Random | None = None,
+        *,
+        nonlin: bool | None = None,
     ) -> None:
         self.nin = _positive_int("nin", nin)
-        self.activation, self._act = _activation(activation)
+        chosen = _choose_activation("Neuron", activation, nonlin)
+        self.activation, self._act = _activation(chosen)
         uniform = rng.uniform if rng is not None else random.uniform
         self.w = [Var(uniform(-1.0, 1.0), label=f"w{i}") for i in range(nin)]
         self.b = Var(0.0, label="b")
@@ -287,23 +456,56 @@ class Neuron(Module):
         return f"Neuron({self.nin}, activation={self.activation!r})"
 
 
-class Layer(Module):
+class Layer(Module, Generic[Out]):
     """``nout`` independent neurons on the same ``nin`` inputs.
 
     Returns a list of ``nout`` Vars, or a single Var when ``nout == 1``
     (micrograd's convention; :class:`Linear` always returns a list).
+    ``activation`` (tanh unless given) or micrograd's ``nonlin=`` (``True``
+    is ReLU, ``False`` linear) applies to every neuron.
+
+    For a type checker, ``Layer(nin, 1)`` returns a ``Var``; with any other
+    ``nout`` the call is typed ``Any`` (the checker cannot tell an ``nout``
+    that is 1 at run time); :meth:`outputs` is always a ``list[Var]``.
+
+    >>> Layer(3, 2, nonlin=True)
+    Layer(3, 2, activation='relu')
     """
 
+    @overload
+    def __init__(
+        self: Layer[Var],
+        nin: int,
+        nout: Literal[1],
+        activation: Activation | None = None,
+        rng: random.Random | None = None,
+        *,
+        nonlin: bool | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Layer[Any],
+        nin: int,
+        nout: int,
+        activation: Activation | None = None,
+        rng: random.Random | None = None,
+        *,
+        nonlin: bool | None = None,
+    ) -> None: ...
     def __init__(
         self,
         nin: int,
         nout: int,
-        activation: Activation = "tanh",
+        activation: Activation | None = None,
         rng: random.Random | None = None,
+        *,
+        nonlin: bool | None = None,
     ) -> None:
         self.nin = _positive_int("nin", nin)
         self.nout = _positive_int("nout", nout)
-        self.neurons = [Neuron(nin, activation, rng) for _ in range(nout)]
+        chosen = _choose_activation("Layer", activation, nonlin)
+        _activation(chosen)  # validate before drawing any weight
+        self.neurons = [Neuron(nin, chosen, rng) for _ in range(nout)]
         self.activation = self.neurons[0].activation
 
     def outputs(self, x: Sequence[Scalar]) -> list[Var]:
@@ -316,12 +518,12 @@ class Layer(Module):
             outs.append(act if fn is None else fn(act))
         return outs
 
-    def forward(self, x: Sequence[Scalar]) -> Var | list[Var]:
+    def forward(self, x: Sequence[Scalar]) -> Out:
         """The outputs; a single Var when the layer has one neuron."""
         outs = self.outputs(x)
-        return outs[0] if len(outs) == 1 else outs
+        return cast(Out, outs[0] if len(outs) == 1 else outs)
 
-    def __call__(self, x: Sequence[Scalar]) -> Var | list[Var]:
+    def __call__(self, x: Sequence[Scalar]) -> Out:
         return self.forward(x)
 
     def parameters(self) -> list[Var]:
@@ -332,7 +534,7 @@ class Layer(Module):
         return f"Layer({self.nin}, {self.nout}, activation={self.activation!r})"
 
 
-class Linear(Layer):
+class Linear(Layer[list[Var]]):
     """A fully connected layer without activation that always returns a list.
 
     toygrad's (and PyTorch's) ``Linear(in_features, out_features)``.
@@ -352,18 +554,43 @@ class Linear(Layer):
         return f"Linear({self.nin}, {self.nout})"
 
 
-class MLP(Module):
+class MLP(Module, Generic[Out]):
     """A multi-layer perceptron: ``nin`` inputs, one layer per entry of ``nouts``.
 
-    Hidden layers use ``activation``; the last layer uses ``out_activation``,
-    linear by default as in micrograd (the lecture's network, with tanh
-    everywhere, is ``MLP(3, [4, 4, 1], out_activation="tanh")``). The output
-    is a single Var when ``nouts[-1] == 1``, else a list.
+    Hidden layers use ``activation``, **tanh by default** (the lecture's
+    choice); micrograd's ``MLP`` uses ReLU there, which is
+    ``MLP(nin, nouts, activation="relu")``. The last layer uses
+    ``out_activation``, linear by default as in micrograd (the lecture's
+    network, with tanh everywhere, is ``MLP(3, [4, 4, 1],
+    out_activation="tanh")``). The output is a single Var when
+    ``nouts[-1] == 1``, else a list.
+
+    For a type checker, a call returns a ``Var`` when ``nouts`` is a tuple
+    ending in 1 (``MLP(3, (4, 4, 1))``), and ``Any`` otherwise: the last size
+    of a list is not visible to it.
 
     >>> len(MLP(3, [4, 4, 1]).parameters())  # 3*4+4 + 4*4+4 + 4*1+1
     41
     """
 
+    @overload
+    def __init__(
+        self: MLP[Var],
+        nin: int,
+        nouts: tuple[Unpack[tuple[int, ...]], Literal[1]],
+        activation: Activation = "tanh",
+        rng: random.Random | None = None,
+        out_activation: Activation = "linear",
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: MLP[Any],
+        nin: int,
+        nouts: Sequence[int],
+        activation: Activation = "tanh",
+        rng: random.Random | None = None,
+        out_activation: Activation = "linear",
+    ) -> None: ...
     def __init__(
         self,
         nin: int,
@@ -380,12 +607,12 @@ class MLP(Module):
         self.activation, _ = _activation(activation)
         self.out_activation, _ = _activation(out_activation)
         last = len(nouts) - 1
-        self.layers = [
+        self.layers: list[Layer[Any]] = [
             Layer(sizes[i], sizes[i + 1], activation if i < last else out_activation, rng)
             for i in range(len(nouts))
         ]
 
-    def forward(self, x: Sequence[Scalar]) -> Var | list[Var]:
+    def forward(self, x: Sequence[Scalar]) -> Out:
         """The network's output for the inputs ``x``."""
         _check_size(repr(self), self.nin, x)
         inputs: Sequence[Scalar] = x
@@ -393,9 +620,9 @@ class MLP(Module):
         for layer in self.layers:
             out = layer.outputs(inputs)
             inputs = out
-        return out[0] if len(out) == 1 else out
+        return cast(Out, out[0] if len(out) == 1 else out)
 
-    def __call__(self, x: Sequence[Scalar]) -> Var | list[Var]:
+    def __call__(self, x: Sequence[Scalar]) -> Out:
         return self.forward(x)
 
     def parameters(self) -> list[Var]:
@@ -531,29 +758,78 @@ def linear_decay(start: float, end: float, steps: int) -> Schedule:
     return schedule
 
 
-class Optimizer:
-    """Common part of the optimisers: the parameter list, ``zero_grad``, the step count.
+def _all_referenced_elsewhere(params: tuple[Var, ...]) -> bool:
+    """Whether every parameter has a reference besides the optimizer's list (CPython).
 
+    The count a parameter would have if only an optimizer's list held it is
+    measured on a probe held the same way (a list, a tuple, the loop), so the
+    comparison does not depend on how an interpreter version counts. A
+    reference count can only overstate who holds a Var, so False is checked
+    further by the caller; True is final.
+    """
+    getrefcount = getattr(sys, "getrefcount", None)
+    if getrefcount is None:  # not CPython
+        return False
+    probe_list = [Var(0.0)]
+    probe = tuple(probe_list)
+    baseline = max(getrefcount(p) for p in probe)
+    return all(getrefcount(p) > baseline for p in params)
+
+
+class Optimizer:
+    """Common part of the optimisers: the parameters, ``zero_grad``, the step count, the state.
+
+    ``params`` are leaf Vars, or ``(name, Var)`` pairs such as
+    ``model.named_parameters()`` gives; the names then key the per-parameter
+    state of :meth:`state_dict` (positions ``"0"``, ``"1"``, ... otherwise).
     ``lr`` is a float or a schedule, a function of the step number (0 for the
     first ``step()``) giving the learning rate.
+
+    Pickling an optimizer on its own copies its parameters (a pickle holds
+    values, not references to objects elsewhere), so an optimizer unpickled
+    apart from its model would update copies that no model reads. ``step()``
+    checks, the first time after an unpickling or a ``copy.deepcopy``, that
+    something besides the optimizer holds each parameter, and raises
+    ``RuntimeError`` if not. The safe path is the state: ``save`` the model's
+    and the optimizer's :meth:`state_dict`, and after ``load`` build a new
+    optimizer over the new model's parameters and :meth:`load_state_dict`.
     """
 
-    def __init__(self, params: Iterable[Var], lr: float | Schedule) -> None:
-        self.params = list(params)
-        if not self.params:
-            raise ValueError(f"{type(self).__name__}: no parameters to optimise")
-        for p in self.params:
+    #: The names of the per-parameter buffers of :meth:`state_dict`.
+    buffers: tuple[str, ...] = ()
+
+    def __init__(
+        self, params: Iterable[Var] | Iterable[tuple[str, Var]], lr: float | Schedule
+    ) -> None:
+        items: list[Any] = list(params)
+        name = type(self).__name__
+        if not items:
+            raise ValueError(f"{name}: no parameters to optimise")
+        named = [isinstance(item, tuple) for item in items]
+        if any(named) and not all(named):
+            raise TypeError(f"{name}: params must be all Vars or all (name, Var) pairs, not a mix")
+        self.param_names: list[str] | None = None
+        if all(named):
+            if any(len(pair) != 2 or not isinstance(pair[0], str) for pair in items):
+                raise TypeError(f"{name}: a named parameter must be a (str, Var) pair")
+            self.param_names = [pair[0] for pair in items]
+            if len(set(self.param_names)) != len(items):
+                raise ValueError(f"{name}: parameter names must be distinct")
+            items = [pair[1] for pair in items]
+        for p in items:
             if not isinstance(p, Var):
-                raise TypeError(f"{type(self).__name__}: parameters must be Vars, not {p!r}")
+                raise TypeError(f"{name}: parameters must be Vars, not {p!r}")
             if not p.is_leaf:
                 raise ValueError(
-                    f"{type(self).__name__}: parameters must be leaf Vars (made with Var(...)), "
+                    f"{name}: parameters must be leaf Vars (made with Var(...)), "
                     f"not results of operations: {p!r}"
                 )
+        self.params: list[Var] = items
         if not callable(lr):
             _non_negative("lr", lr)
         self.lr = lr
         self.steps = 0  # number of step() calls so far
+        self._restored = False  # unpickled or deep-copied: check the parameters on step()
 
     def current_lr(self) -> float:
         """The learning rate the next ``step()`` uses."""
@@ -568,6 +844,150 @@ class Optimizer:
     def step(self) -> None:
         """Update the parameters from their ``.grad``; subclasses define it."""
         raise NotImplementedError
+
+    # -- state ---------------------------------------------------------------
+
+    def _keys(self) -> list[str]:
+        """The parameters' keys in the state: their names, or their positions."""
+        if self.param_names is not None:
+            return list(self.param_names)
+        return [str(i) for i in range(len(self.params))]
+
+    def _buffer(self, name: str) -> list[float]:
+        buffer: list[float] = getattr(self, name)
+        return buffer
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training state: the optimiser's class, the step count, each parameter's buffers.
+
+        ``{"optimizer": "SGD", "steps": 10, "params": {key: {buffer: value}}}``,
+        with one key per parameter (its name when the optimizer was built from
+        ``named_parameters()``, else its position as a str) and the buffers
+        ``velocity`` (SGD's momentum) or ``m`` and ``v`` (Adam's moments).
+        Hyperparameters (``lr``, ``momentum``, ...) are not part of it: they
+        are the constructor's arguments, as the model's sizes are.
+
+        >>> from tapegrad import Var
+        >>> p = Var(1.0); p.grad = 0.5
+        >>> opt = SGD([p], lr=0.1, momentum=0.9)
+        >>> opt.step()
+        >>> opt.state_dict()
+        {'optimizer': 'SGD', 'steps': 1, 'params': {'0': {'velocity': 0.5}}}
+        """
+        buffers = {name: self._buffer(name) for name in self.buffers}
+        return {
+            "optimizer": type(self).__name__,
+            "steps": self.steps,
+            "params": {
+                key: {name: float(values[i]) for name, values in buffers.items()}
+                for i, key in enumerate(self._keys())
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take the step count and buffers from ``state`` (what :meth:`state_dict` returns).
+
+        Checked in full before anything changes: a state of another optimiser
+        class raises ``ValueError``; missing or unexpected keys (at the top,
+        among the parameters, among a parameter's buffers) raise ``KeyError``
+        naming them; a step count that is not an int >= 0, or a buffer value
+        that is not a real number, raises ``TypeError`` (``ValueError`` for a
+        negative count).
+
+        >>> from tapegrad import Var
+        >>> p = Var(1.0)
+        >>> opt = Adam([p], lr=0.1)
+        >>> opt.load_state_dict(
+        ...     {'optimizer': 'Adam', 'steps': 3, 'params': {'0': {'m': 0.1, 'v': 0.01}}})
+        >>> opt.steps, opt.m, opt.v
+        (3, [0.1], [0.01])
+        """
+        name = type(self).__name__
+        what = f"{name}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"{what} takes a mapping (what state_dict() returns), not {type(state).__name__}"
+            )
+        _check_keys(f"{what}: the state", ["optimizer", "steps", "params"], state)
+        if state["optimizer"] != name:
+            raise ValueError(f"{what}: the state is of a {state['optimizer']!r} optimizer")
+        steps = state["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int):
+            raise TypeError(f"{what}: steps must be an int, not {type(steps).__name__}: {steps!r}")
+        if steps < 0:
+            raise ValueError(f"{what}: steps must be >= 0, got {steps}")
+        per_param = state["params"]
+        if not isinstance(per_param, Mapping):
+            raise TypeError(
+                f"{what}: params must be a mapping of parameter keys to buffers, "
+                f"not {type(per_param).__name__}"
+            )
+        keys = self._keys()
+        _check_keys(f"{what}: the state's params", keys, per_param)
+        loaded: dict[str, list[float]] = {buffer: [] for buffer in self.buffers}
+        for key in keys:
+            entry = per_param[key]
+            if not isinstance(entry, Mapping):
+                raise TypeError(
+                    f"{what}: params[{key!r}] must be a mapping of buffer names to numbers, "
+                    f"not {type(entry).__name__}"
+                )
+            _check_keys(f"{what}: params[{key!r}]", self.buffers, entry)
+            for buffer in self.buffers:
+                loaded[buffer].append(_real(f"{what}: params[{key!r}][{buffer!r}]", entry[buffer]))
+        self.steps = steps
+        for buffer, values in loaded.items():
+            self._buffer(buffer)[:] = values
+
+    # -- pickles -------------------------------------------------------------
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.param_names = None  # absent from pickles made before optimizers had names
+        self.__dict__.update(state)
+        self._restored = True
+
+    def _check_parameters_held(self) -> None:
+        """RuntimeError if a parameter is held by nothing but this optimizer.
+
+        Runs once after an unpickling or deep copy. Reference counts settle
+        the usual case, parameters that a model holds too, in one pass over
+        the parameters; otherwise one walk over the objects the garbage
+        collector tracks (``gc.get_referrers``), plus the locals of the
+        calling frames, which Python 3.11+ does not show to it, tells who
+        holds each parameter.
+        """
+        params = tuple(self.params)
+        if _all_referenced_elsewhere(params):
+            self._restored = False
+            return
+        wanted = {id(p): i for i, p in enumerate(params)}
+        held: set[int] = set()
+        for holder in gc.get_referrers(*params):
+            if holder is self.params or holder is params:
+                continue
+            held.update(id(obj) for obj in gc.get_referents(holder) if id(obj) in wanted)
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None and len(held) < len(wanted):
+            held.update(id(obj) for obj in frame.f_locals.values() if id(obj) in wanted)
+            frame = frame.f_back
+        orphans = [i for key, i in wanted.items() if key not in held]
+        if orphans:
+            name = type(self).__name__
+            raise RuntimeError(
+                f"{name}.step(): {len(orphans)} of its {len(params)} parameters are held by "
+                f"nothing but this optimizer: it was unpickled or deep-copied apart from the "
+                f"model that uses them, so a step would update copies no model reads. Pickle "
+                f"the model and the optimizer together (pickle.dumps((model, opt))), or save "
+                f"model.state_dict() and opt.state_dict() and load them into a new model and a "
+                f"new {name} over its parameters (see tapegrad.nn.save)"
+            )
+        self._restored = False
+
+    def _begin_step(self) -> float:
+        """The learning rate of this step, after the once-only check of a restored optimizer."""
+        if self._restored:
+            self._check_parameters_held()
+        return self.current_lr()
 
 
 def _non_negative(what: str, x: float) -> float:
@@ -589,9 +1009,11 @@ class SGD(Optimizer):
     0.95
     """
 
+    buffers = ("velocity",)
+
     def __init__(
         self,
-        params: Iterable[Var],
+        params: Iterable[Var] | Iterable[tuple[str, Var]],
         lr: float | Schedule = 0.01,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
@@ -606,7 +1028,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter."""
-        lr = self.current_lr()
+        lr = self._begin_step()
         mu = self.momentum
         wd = self.weight_decay
         if mu == 0.0 and wd == 0.0:
@@ -635,9 +1057,11 @@ class Adam(Optimizer):
     0.9
     """
 
+    buffers = ("m", "v")
+
     def __init__(
         self,
-        params: Iterable[Var],
+        params: Iterable[Var] | Iterable[tuple[str, Var]],
         lr: float | Schedule = 0.001,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -656,7 +1080,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter."""
-        lr = self.current_lr()
+        lr = self._begin_step()
         b1, b2 = self.betas
         t = self.steps + 1
         c1 = 1.0 - b1**t
@@ -670,3 +1094,98 @@ class Adam(Optimizer):
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
         self.steps = t
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------
+
+# JSON has no inf or nan: a non-finite float is written as {"$float": "inf"}
+# (or "-inf", "nan"), so that the file stays standard JSON that any reader takes.
+_FLOAT_TAG = "$float"
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _to_json(value: object, where: str) -> Any:
+    """``value`` with non-finite floats tagged; TypeError for what JSON would change."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        v = float(value)
+        if math.isfinite(v):
+            return v  # json writes repr(v), which reads back as the very same float
+        return {_FLOAT_TAG: "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")}
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                # json.dumps would turn 1 into "1" silently.
+                raise TypeError(
+                    f"save: keys must be str, got {type(key).__name__} {key!r} in {where}"
+                )
+            out[key] = _to_json(item, f"{where}[{key!r}]")
+        if list(out) == [_FLOAT_TAG]:
+            raise ValueError(f"save: {where} is a dict with the reserved key {_FLOAT_TAG!r} alone")
+        return out
+    if isinstance(value, list):
+        return [_to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    hint = " (use a list: a tuple would load as a list)" if isinstance(value, tuple) else ""
+    raise TypeError(
+        f"save: {where} is a {type(value).__name__}{hint}; a checkpoint holds dicts with str "
+        f"keys, lists, floats, ints, str, bool and None"
+    )
+
+
+def _from_json(obj: dict[str, Any]) -> Any:
+    """A tagged non-finite float back to a float; other objects unchanged."""
+    if list(obj) == [_FLOAT_TAG]:
+        text = obj[_FLOAT_TAG]
+        if text not in _NON_FINITE:
+            raise ValueError(f"load: {{{_FLOAT_TAG!r}: {text!r}}} is not 'inf', '-inf' or 'nan'")
+        return _NON_FINITE[text]
+    return obj
+
+
+def save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``state`` (dicts, lists, numbers, str, bool, None) to ``path`` as JSON.
+
+    Typically ``{"model": model.state_dict(), "optimizer": opt.state_dict()}``.
+    Every float reads back bit for bit (JSON holds its shortest repr); ``inf``,
+    ``-inf`` and ``nan``, which JSON lacks, are written as ``{"$float":
+    "inf"}`` and so on. No pickle: any JSON reader opens a checkpoint, and
+    loading one runs no code. What JSON would change silently raises
+    ``TypeError``: a key that is not a str, a tuple, any other object. The file
+    is replaced in one step (written beside it, then renamed), so a crash
+    never leaves half a checkpoint.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.json")
+    >>> save({"w": [0.1, 1e-300, float("inf")], "steps": 3}, path)
+    >>> load(path)
+    {'w': [0.1, 1e-300, inf], 'steps': 3}
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"save: state must be a dict, not {type(state).__name__}")
+    text = json.dumps(_to_json(state, "state"), indent=1, allow_nan=False)
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, temporary = tempfile.mkstemp(prefix=".tapegrad-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """The state that :func:`save` wrote to ``path`` (see there for an example).
+
+    ``{"$float": "inf"}`` (or ``"-inf"``, ``"nan"``) becomes the float; a
+    file that is not JSON raises ``ValueError`` (``json.JSONDecodeError``).
+    """
+    with open(os.fspath(path), encoding="utf-8") as f:
+        return json.load(f, object_hook=_from_json)

@@ -41,7 +41,7 @@ import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, SupportsIndex, TypeVar, overload
+from typing import Any, Literal, ParamSpec, Protocol, SupportsIndex, TypeVar, overload
 
 from tapegrad._fastpaths import Node, TracedNode, Var, apply, node_at
 from tapegrad.context import pop_tape, push_tape
@@ -76,6 +76,55 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Argnums = SupportsIndex | Sequence[SupportsIndex]
+
+
+# ---------------------------------------------------------------------------
+# What type checkers see
+# ---------------------------------------------------------------------------
+# With the default argnums=0 and has_aux=False, grad(f), value_and_grad(f)
+# and hessian(f) of an f of one float are typed to take a float and return
+# floats, and of an f of one list of floats to take and return lists. A call
+# those two cases do not cover (more arguments, keywords, a tuple, a dict, an
+# array, another argnums, has_aux) is typed with f's parameters (ParamSpec)
+# and an ``Any`` result. The precise cases are overloads of ``__call__`` that
+# apply only when f's parameters are exactly one float or one list of floats
+# (a ``self`` type), so an f taking a Sequence is typed list in, list out, and
+# called with a tuple falls back to ``Any``, as it returns a tuple.
+
+
+class GradFunction(Protocol[P]):
+    """``grad(f)``: float in, float out; list in, list out; else f's parameters, ``Any`` out."""
+
+    @overload
+    def __call__(self: GradFunction[[float]], x: float, /) -> float: ...
+    @overload
+    def __call__(self: GradFunction[[list[float]]], x: list[float], /) -> list[float]: ...
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+
+
+class ValueAndGradFunction(Protocol[P]):
+    """``value_and_grad(f)``: ``(value, gradient)``, the gradient typed as for ``grad``."""
+
+    @overload
+    def __call__(self: ValueAndGradFunction[[float]], x: float, /) -> tuple[float, float]: ...
+    @overload
+    def __call__(
+        self: ValueAndGradFunction[[list[float]]], x: list[float], /
+    ) -> tuple[float, list[float]]: ...
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> tuple[Any, Any]: ...
+
+
+class HessianFunction(Protocol[P]):
+    """``hessian(f)``: a float for a float, a list of lists for a list."""
+
+    @overload
+    def __call__(self: HessianFunction[[float]], x: float, /) -> float: ...
+    @overload
+    def __call__(self: HessianFunction[[list[float]]], x: list[float], /) -> list[list[float]]: ...
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
 
 
 # ---------------------------------------------------------------------------
@@ -402,6 +451,16 @@ def _jvp(
 # ---------------------------------------------------------------------------
 
 
+@overload
+def vjp(
+    f: Callable[[float], float], x: float, /, *, has_aux: Literal[False] = False
+) -> tuple[float, Callable[[float], tuple[float]]]: ...
+@overload
+def vjp(
+    f: Callable[[list[float]], float], x: list[float], /, *, has_aux: Literal[False] = False
+) -> tuple[float, Callable[[float], tuple[list[float]]]]: ...
+@overload
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any: ...
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
 
@@ -434,9 +493,17 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     return (tr.out, vjp_fn, tr.aux) if has_aux else (tr.out, vjp_fn)
 
 
+@overload
+def value_and_grad(
+    f: Callable[P, Any], argnums: Literal[0] = 0, has_aux: Literal[False] = False
+) -> ValueAndGradFunction[P]: ...
+@overload
 def value_and_grad(
     f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False
-) -> Callable[P, tuple[Any, Any]]:
+) -> Callable[P, tuple[Any, Any]]: ...
+def value_and_grad(
+    f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False
+) -> Callable[P, tuple[Any, Any]] | ValueAndGradFunction[P]:
     """A function returning ``(f(*args), gradient)``; ``((value, aux), gradient)`` with aux.
 
     >>> value_and_grad(lambda x: x * x)(3.0)
@@ -447,7 +514,15 @@ def value_and_grad(
     return _wraps(f, _value_and_grad_fn(f, parsed, has_aux, "value_and_grad", _GRAD_HINT))
 
 
-def grad(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
+@overload
+def grad(
+    f: Callable[P, Any], argnums: Literal[0] = 0, has_aux: Literal[False] = False
+) -> GradFunction[P]: ...
+@overload
+def grad(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]: ...
+def grad(
+    f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False
+) -> Callable[P, Any] | GradFunction[P]:
     """The gradient of scalar ``f`` w.r.t. ``args[argnums]``, shaped like that argument.
 
     A tuple of gradients for tuple ``argnums``; ``(gradient, aux)`` with ``has_aux``.
@@ -505,7 +580,17 @@ def jacfwd(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> 
     return _wraps(f, _jacfwd_fn(f, parsed, has_aux, "jacfwd"))
 
 
-def hessian(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) -> Callable[P, Any]:
+@overload
+def hessian(
+    f: Callable[P, Any], argnums: Literal[0] = 0, has_aux: Literal[False] = False
+) -> HessianFunction[P]: ...
+@overload
+def hessian(
+    f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False
+) -> Callable[P, Any]: ...
+def hessian(
+    f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False
+) -> Callable[P, Any] | HessianFunction[P]:
     """``H[i][j] = d2 f / d in_i d in_j`` of scalar ``f``: ``jacobian(grad(f))``.
 
     ``(H, aux)`` with ``has_aux``.
@@ -520,6 +605,18 @@ def hessian(f: Callable[P, Any], argnums: Argnums = 0, has_aux: bool = False) ->
     return _wraps(f, _jacrev_fn(gradient, parsed, has_aux, "hessian"))
 
 
+@overload
+def jvp(
+    f: Callable[..., float], primals: Sequence[Any], tangents: Sequence[Any]
+) -> tuple[float, float]: ...
+@overload
+def jvp(
+    f: Callable[..., list[float]], primals: Sequence[Any], tangents: Sequence[Any]
+) -> tuple[list[float], list[float]]: ...
+@overload
+def jvp(
+    f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
+) -> tuple[Any, Any]: ...
 def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """Forward mode: ``(f(*primals), J @ tangents)``, one forward sweep with tangents.
 

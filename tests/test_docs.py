@@ -59,11 +59,6 @@ API_MD = _find_api_md()
 # and given its one line on a reference page (`.. autofunction:: <name>`).
 PENDING: set[str] = {
     "tapegrad.Program.export",
-    "tapegrad.nn.save",
-    "tapegrad.nn.load",
-    "tapegrad.nn.Module.named_parameters",
-    "tapegrad.nn.Module.state_dict",
-    "tapegrad.nn.Module.load_state_dict",
 }
 
 # Words in API.md's code that are not tapegrad names: Python's builtins and
