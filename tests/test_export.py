@@ -239,6 +239,19 @@ def test_array_form_with_unbatched_arguments_and_other_axes() -> None:
         export_source(tg.trace(lambda p, x: p[0] * x, [1.0], 2.0), arrays=True)
 
 
+def test_the_array_form_on_a_strict_array_api_namespace() -> None:
+    array_api_strict = pytest.importorskip("array_api_strict")
+    vg = tg.value_and_grad(rosenbrock)
+    points = np.random.default_rng(8).uniform(-2.0, 2.0, size=(50, 4))
+    module = _load(export_source(tg.trace(vg, points[0]), arrays=True))
+    batch = array_api_strict.asarray(points)
+    got = module["program"](array_api_strict, batch)
+    want = tg.vmap(vg)(batch)
+    for g, w in zip(got, want):
+        assert isinstance(g, type(batch))
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: log of a negative
 def test_a_domain_error_in_the_array_form_names_the_sample() -> None:
     prog = tg.trace(lambda x: tg.math.log(x) * 2.0, 1.0)
