@@ -60,7 +60,6 @@ API_MD = _find_api_md()
 PENDING: set[str] = {
     "tapegrad.explain",
     "tapegrad.Explanation.to_html",
-    "tapegrad.Program.export",
     "tapegrad.nn.save",
     "tapegrad.nn.load",
     "tapegrad.nn.Module.named_parameters",

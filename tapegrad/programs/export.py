@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tapegrad.programs.program import Program
-from tapegrad.programs.pysource import GuardFailed, _Scalar, python_source
+from tapegrad.programs.pysource import GuardFailed, python_source
 from tapegrad.programs.recording import Const
 from tapegrad.pytree import TreeDef
 
@@ -587,7 +587,7 @@ class _Module:
         for name, value in namespace.items():
             if name == "GuardFailed" and value is GuardFailed:
                 continue
-            if isinstance(value, _Scalar):
+            if _array_constant(value):
                 continue
             lines.append(f"{name} = {self.emit.value(value, f'{name} of the program')}")
         return lines
@@ -595,7 +595,7 @@ class _Module:
     def _array_program(self, parts: list[str], namespace: dict[str, Any]) -> list[str]:
         lines = ["", "", "def _build(xp):", '    """The program with its constants in ``xp``."""']
         for name, value in namespace.items():
-            if isinstance(value, _Scalar):
+            if _array_constant(value):
                 inner = self.emit.value(value.value, f"constant {name}")
                 lines.append(f"    {name} = xp.asarray({inner}, dtype=xp.float64)")
         numbers = iter(range(len(self.program.guards)))
@@ -725,6 +725,15 @@ class _Module:
             return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
         pairs = [f"{self.emit.value(key, 'a result key')}: {i}" for key, i in zip(tree.keys, items)]
         return "{" + ", ".join(pairs) + "}"  # a dataclass comes back as a dict of its fields
+
+
+def _array_constant(value: Any) -> bool:
+    """A constant operand of the array dialect: a wrapper of a number (``.value``).
+
+    pysource wraps them so that ``Source.compile(xp)`` makes each a 0-d array
+    of the namespace; the exported module does the same in ``_build(xp)``.
+    """
+    return hasattr(value, "value") and not callable(value) and not isinstance(value, (int, float))
 
 
 def _operand_name(o: Any) -> str:
