@@ -189,9 +189,7 @@ def test_a_two_worker_process_cluster_computes_a_million_samples_as_numpy_does()
             values, grads = tg.vmap(tg.value_and_grad(rosenbrock))(lazy)
             branches = tg.vmap(as_pair)(lazy[:, 0])
             futures = client.compute([values, grads, branches.value, branches.slope])
-            got = client.gather(futures, errors="raise")
-            for future in futures:
-                future.result(timeout=60)
+            got = [future.result(timeout=60) for future in futures]  # bounded waits
             workers = client.run(lambda: "tapegrad.programs.vmap" in sys.modules)
     finally:
         cluster.close(timeout=30)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
-from program_checks import canonical, leaves
+from program_checks import canonical, leaves, set_segment
 
 import tapegrad as tg
 from tapegrad.programs.export import export_source, undefined_names
@@ -277,6 +277,28 @@ def test_what_cannot_be_exported_is_refused() -> None:
     returns_object = tg.trace(lambda x: (x * 2.0, object()), 1.0)
     with pytest.raises(ValueError, match="returns a object"):
         export_source(returns_object)
+
+
+def test_programs_cut_into_several_functions_export_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    def chain(x: Any, y: Any) -> Any:  # guards in several segments
+        for k in range(12):
+            x = tg.math.sin(x) * y + 0.5
+            if x > -10.0 - k:
+                y = y * 1.01 + tg.math.exp(-x * x)
+        return x, y
+
+    set_segment(monkeypatch, 7)
+    vg = tg.jacobian(chain, argnums=(0, 1))
+    prog = tg.trace(vg, 0.3, 0.8)
+    text = export_source(prog)
+    assert "def part3(S):" in text and undefined_names(text) == set()
+    assert canonical(_load(text)["program"](0.4, 0.7)) == canonical(prog(0.4, 0.7))
+    arrays = export_source(prog, arrays=True)
+    assert "def part3(S, xp, elementwise):" in arrays and undefined_names(arrays) == set()
+    xs, ys = np.linspace(0.1, 0.5, 9), np.linspace(0.6, 0.9, 9)
+    assert canonical(_load(arrays)["program"](np, xs, ys)) == canonical(tg.vmap(vg)(xs, ys))
+    with pytest.raises(ValueError, match=r"guard %\d+ > -1\d\.0 was True when traced and is not"):
+        _load(text)["program"](-1e308, 1e308)
 
 
 def test_undefined_names_finds_a_missing_definition() -> None:
