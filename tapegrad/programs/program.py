@@ -19,6 +19,7 @@ return %5
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -226,6 +227,12 @@ class Program:
                 "and is not at these arguments: trace again (tapegrad.jit does)"
             ) from None
         return unflatten(self.out_tree, flat)
+
+    def export(self, path: str | os.PathLike[str], arrays: bool = False, in_axes: Any = 0) -> Any:
+        """Write the program as a module that does not import tapegrad (see programs.export)."""
+        from tapegrad.programs.export import export
+
+        return export(self, path, arrays=arrays, in_axes=in_axes)
 
 
 # Output objects that are values: handing the same one out again is safe.

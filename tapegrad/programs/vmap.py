@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tapegrad.programs import dask_blocks
 from tapegrad.programs.jit import Cache as _Cache
 from tapegrad.programs.jit import signature
 from tapegrad.programs.program import Program
@@ -91,6 +92,8 @@ def vmap(
     @functools.wraps(f)
     def batched(*args: Any, **kwargs: Any) -> Any:
         axes = _axes(in_axes, len(args))
+        if any(dask_blocks.is_dask(x) for x in args):  # lazily, block by block
+            return dask_blocks.map_over_blocks(f, args, kwargs, axes, out_axes, max_cache)
         xp, size, moved = _batch(args, axes)
         np = sys.modules.get("numpy")
         quiet = np.errstate(all="ignore") if np is not None else contextlib.nullcontext()
