@@ -106,6 +106,7 @@ class Recorder:
                     v = value_of(v)
                 else:  # a Var of another tape: its value now is fixed in the guard
                     self.compared_outside = True
+                    self.note_route("comparison of a Var f closes over")
                     refs.append(Const(concrete(v)))
                     continue
             else:
@@ -167,10 +168,20 @@ class Traced:
     result: Any  # what f returned, its Vars replaced by their values
 
 
-def trace_call(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Traced:
-    """Call ``f(*args, **kwargs)`` on a tracing tape with its float leaves as inputs."""
+def trace_call(
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    recorder: Recorder | None = None,
+) -> Traced:
+    """Call ``f(*args, **kwargs)`` on a tracing tape with its float leaves as inputs.
+
+    ``recorder``, when given, is the one the tape records into: the caller
+    can then read its ``routes`` even when ``f`` raises.
+    """
     leaves, in_tree = flatten((args, kwargs), "trace: argument", static=True)
-    recorder = Recorder()
+    if recorder is None:
+        recorder = Recorder()
     tape, token = push_tape(recorder)
     try:
         positions = [k for k, leaf in enumerate(leaves) if is_input(leaf)]
