@@ -296,6 +296,11 @@ class Handle(Operators):
     def __deepcopy__(self, memo: dict[int, Any]) -> Handle:
         return self._fresh_leaf()
 
+    def __getstate__(self) -> Any:
+        # The slots' values, data included: a way out of the tape like .data.
+        note_route("__getstate__ (copy or pickle state)")
+        return object.__getstate__(self)  # type: ignore[misc]
+
     def __reduce__(self) -> tuple[Any, ...]:
         tape = self._tape
         if tape is not None and tape.level > 0:

@@ -21,6 +21,8 @@ values renumbered ``%1 ...`` (inputs first) in execution order.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -118,16 +120,20 @@ class Recorder:
 
 
 def _caller_outside_tapegrad() -> str:
-    """``file:line`` of the innermost frame that is not tapegrad's own code."""
-    import os
-    import sys
+    """``file:line`` of the innermost frame that is neither tapegrad's nor numpy's code.
 
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    numpy is skipped too: a value reaches Python through it (a repr in its
+    error message, a conversion in ``np.asarray``) on behalf of ``f``.
+    """
+    skipped = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    np = sys.modules.get("numpy")
+    if np is not None and getattr(np, "__file__", None):
+        skipped.append(os.path.dirname(os.path.abspath(np.__file__)))
     frame: Any = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(package + os.sep):
-            return f"{filename}:{frame.f_lineno}"
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not any(filename.startswith(root + os.sep) for root in skipped):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 
