@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from program_checks import counted, on_vars, outcome
+from hypothesis import given
+from program_checks import counted, examples, on_vars, outcome, zero_sign_dropped
 
 import tapegrad as tg
 from tapegrad.programs.recording import Recorder, trace_call
+from tapegrad.testing import RouteProgram, route_programs
 
 # -- what a trace notes -------------------------------------------------------------------
 
@@ -547,3 +549,34 @@ def test_copies_of_a_traced_var_stay_on_the_tape() -> None:
     assert routes == []
     fast = tg.jit(f)
     assert fast(1.0) == 3.0 and fast(2.0) == 6.0
+
+
+# -- random programs with routes, against eager f --------------------------------------------
+
+
+@examples(3.0)
+@given(f=route_programs(max_ops=10))
+def test_random_programs_with_routes_equal_f_under_jit_at_every_point(f: RouteProgram) -> None:
+    # The first point is where the try/except routes raise and the lookups
+    # match: jit traces there first, then must follow f everywhere else. The
+    # reference is f on floats (a set lookup of a Var is by identity, so f on
+    # Vars is not: jit must not replay that).
+    fast = tg.jit(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):  # the second round replays what the first kept
+            for xs, weights in f.points:
+                want = zero_sign_dropped(outcome(f, xs, weights))
+                assert zero_sign_dropped(outcome(fast, xs, weights)) == want, (xs, weights)
+
+
+@examples(1.0)
+@given(f=route_programs(max_ops=8, max_routes=2))
+def test_random_programs_with_routes_equal_their_gradient_under_jit(f: RouteProgram) -> None:
+    g = tg.value_and_grad(f)
+    fast = tg.jit(g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for xs, weights in f.points:
+            want = zero_sign_dropped(outcome(g, xs, weights))
+            assert zero_sign_dropped(outcome(fast, xs, weights)) == want, (xs, weights)
