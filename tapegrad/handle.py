@@ -22,6 +22,11 @@ Choices (documented in docs/conventions.md):
   drop the derivative silently, as micrograd and JAX refuse too. ``v.data``
   is the value, :func:`tapegrad.stop_gradient` a constant on purpose,
   ``tapegrad.math`` keeps the derivative. ``f"{v:.3f}"`` formats the value.
+* While :func:`tapegrad.trace` (or ``jit``) records, every way a value leaves
+  the tape as Python data is noted as a *route* (``float``, ``int``,
+  ``__index__``, ``complex``, ``format`` with a spec, ``str``/``repr``, the
+  hash of a traced Var, ``__getstate__``): the program would replay the
+  constant it was, so it is not reused (docs/programs.md lists every route).
 * Comparisons compare values and return ``bool``, so ``if`` works; while
   :func:`tapegrad.trace` records, each comparison is recorded with its outcome
   (a *guard* of the recorded program).
@@ -37,6 +42,7 @@ Choices (documented in docs/conventions.md):
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
@@ -299,7 +305,12 @@ class Handle(Operators):
     def __getstate__(self) -> Any:
         # The slots' values, data included: a way out of the tape like .data.
         note_route("__getstate__ (copy or pickle state)")
-        return object.__getstate__(self)  # type: ignore[misc]
+        # Python 3.11's default for an object with slots, on every version.
+        slots = {}
+        for name in Handle.__slots__:
+            with contextlib.suppress(AttributeError):  # a slot never set (a Node's _grad)
+                slots[name] = Handle.__dict__[name].__get__(self)
+        return (None, slots)
 
     def __reduce__(self) -> tuple[Any, ...]:
         tape = self._tape

@@ -93,7 +93,14 @@ class TreeDef:
 
     def __post_init__(self) -> None:
         try:
-            fields = (self.kind, self.children, self.keys, self.size, self.node_type, self.dict_form)
+            fields = (
+                self.kind,
+                self.children,
+                self.keys,
+                self.size,
+                self.node_type,
+                self.dict_form,
+            )
             object.__setattr__(self, "_hash", hash(fields))
         except TypeError:
             pass

@@ -108,10 +108,11 @@ def _note_narrow_constants(args: tuple[Any, ...], live: list[bool]) -> None:
     trace is not reusable and jit runs f (docs/programs.md, float32).
     """
     for a, on in zip(args, live):
-        if not on and a.__class__ not in (float, int, bool) and not isinstance(a, Handle):
-            if _is_narrow_float(a):
-                note_route(f"a {type(a).__name__} operand")
-                return
+        if on or a.__class__ in (float, int, bool) or isinstance(a, Handle):
+            continue
+        if _is_narrow_float(a):
+            note_route(f"a {type(a).__name__} operand")
+            return
 
 
 def _is_narrow_float(x: Any) -> bool:

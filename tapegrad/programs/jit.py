@@ -17,18 +17,23 @@ result is always ``f``'s:
 * a program that raises (a domain error, a division by zero) or returns a
   non-finite value: ``f`` is called, and raises (or returns) what it would;
 * arguments that are Vars (``grad(jit(f))``, or ``jit(f)(v)``): replaying
-  floats would drop their derivatives, so ``f`` runs on the Vars;
+  floats would drop their derivatives, so ``f`` runs on the Vars; arguments
+  holding numpy float32 (or float16) numbers, which ``f`` computes with in
+  their precision; unhashable arguments that are not numbers (a namespace):
+  no program can be keyed by them (the last two with a one-time warning);
+* a trace through a *route* (:func:`tapegrad.context.note_route`): a traced
+  value reached Python as Python data (``float``, ``__index__``, ``format``
+  with a spec, ``str``, a hash, ``.data``, an op that raised, caught or
+  not ...). No program is kept, ``f`` runs for that call and every later call
+  at that signature, and ``jit`` warns once per route and ``file:line``;
 * a trace that compared a NaN (its guards say nothing), that holds a Var
-  ``f`` closed over (a model's parameter, which may change), in which ``f``
-  read a traced value (``x.data``, which the program would replay as the
-  number it was), or that returns an object other than numbers in lists,
-  tuples and dicts (which may hold traced Vars): not kept, with a warning for
-  all but the first, since then every call runs ``f``.
-  ``tapegrad.stop_gradient(x)`` is the recorded way to use a value as a
-  constant;
-* ``f`` converts a traced value to a float (``float(x)``, Python's ``math``):
-  it cannot be traced, so with a warning every call at that signature runs
-  ``f``.
+  ``f`` closed over (a model's parameter, which may change), or that returns
+  an object other than numbers in lists, tuples and dicts (which may hold
+  traced Vars): not kept, with a warning for all but the first;
+* a signature that keeps re-tracing (more than half of its recent calls
+  each took a new branch: builtin ``max(0.0, s)`` per unit): tracing costs
+  more than it saves, so ``jit`` stops tracing it and warns once with the fix
+  (``tapegrad.math.relu``, ``maximum``).
 
 The call that traces returns what the trace computed, unless that is not
 finite: then, as at replay, ``f``'s own answer (or error) is returned.
@@ -226,10 +231,8 @@ _RAISED_HINT = (
 
 
 def _route_message(route: str, where: str) -> str:
-    if " raised by " in route:
-        hint = _RAISED_HINT
-    else:
-        hint = _ROUTE_HINTS.get(route.split(" ")[0], "")
+    raised = " raised by " in route
+    hint = _RAISED_HINT if raised else _ROUTE_HINTS.get(route.split(" ")[0], "")
     return _ROUTE.format(route=route, where=where, hint=hint)
 
 

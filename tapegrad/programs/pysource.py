@@ -351,7 +351,8 @@ def _float_forward(rule: Rule) -> Callable[..., Any]:
     """
     if RULES.get(rule.name) is rule:
         return rule.forward
-    return checked_forward(rule)
+    checked: Callable[..., Any] = checked_forward(rule)
+    return checked
 
 
 def python_source(

@@ -127,8 +127,9 @@ def _caller_outside_tapegrad() -> str:
     """
     skipped = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
     np = sys.modules.get("numpy")
-    if np is not None and getattr(np, "__file__", None):
-        skipped.append(os.path.dirname(os.path.abspath(np.__file__)))
+    np_file = getattr(np, "__file__", None)
+    if isinstance(np_file, str):
+        skipped.append(os.path.dirname(os.path.abspath(np_file)))
     frame: Any = sys._getframe(1)
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)
