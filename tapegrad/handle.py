@@ -234,8 +234,13 @@ class Handle(Operators):
 
     def __index__(self) -> int:
         # Indexing (table[v]), range(v), slicing: an int taken from the value.
+        # A plain TypeError, as Python raises for a non-int index ("ab" * v
+        # says so too); f on floats raises one as well (a float is no index).
         note_route("__index__ (indexing, range)")
-        raise ConversionError(_CONVERSION_HINT.format(what="Using as an index (__index__)"))
+        raise TypeError(
+            "a Var cannot be used as an int (an index, a count, range()): compare it to "
+            "branch, or take an int of its value (v.data) on purpose"
+        )
 
     def __complex__(self) -> complex:
         note_route("complex()")

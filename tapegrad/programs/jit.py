@@ -328,17 +328,19 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
         recorder = Recorder()
         try:
             traced = trace_call(f, args, kwargs, recorder)
-        except ConversionError:  # f turned a traced value into a float (math.sin, float())
-            run_f_from_now_on(key)
-            if recorder.routes:
-                warn_routes(recorder.routes)
-            else:
-                _warn_once(warned, _UNTRACEABLE, f)
-            return f(*args, **kwargs)
-        except Exception:
-            # f raised on the tracing tape (an op outside its domain): nothing
-            # is kept, and f itself raises its own error (or, should it not
-            # raise on floats, returns its own answer).
+        except Exception as error:
+            # f raised on the tracing tape: nothing is kept, and f itself runs
+            # (it raises its own error, or returns its answer on floats). If a
+            # value took a route first (float(x), table[x]), f runs at this
+            # signature from now on; an op that raised and was not caught is
+            # only f's own error at these arguments.
+            taken = [r for r in recorder.routes if " raised by " not in r[0]]
+            if taken or isinstance(error, ConversionError):
+                run_f_from_now_on(key)
+                if taken:
+                    warn_routes(taken)
+                else:
+                    _warn_once(warned, _UNTRACEABLE, f)
             return f(*args, **kwargs)
         program = Program(traced)
         if program.routes:
