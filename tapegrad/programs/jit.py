@@ -223,6 +223,7 @@ _ROUTE_HINTS = {
     ".data": "Use tapegrad.stop_gradient(x) for a constant; pass parameters as arguments.",
     ".grad": "Pass gradients as arguments, or take them with tapegrad.grad inside.",
     "a": "jit computes in float64: use float (float64) constants.",
+    "__getstate__": "Copy Vars with copy.copy; pickle values outside the jitted function.",
 }
 _RAISED_HINT = (
     "An op raised at the traced arguments: test its domain with a comparison "
