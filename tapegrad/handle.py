@@ -22,6 +22,11 @@ Choices (documented in docs/conventions.md):
   drop the derivative silently, as micrograd and JAX refuse too. ``v.data``
   is the value, :func:`tapegrad.stop_gradient` a constant on purpose,
   ``tapegrad.math`` keeps the derivative. ``f"{v:.3f}"`` formats the value.
+* While :func:`tapegrad.trace` (or ``jit``) records, every way a value leaves
+  the tape as Python data is noted as a *route* (``float``, ``int``,
+  ``__index__``, ``complex``, ``format`` with a spec, ``str``/``repr``, the
+  hash of a traced Var, ``__getstate__``): the program would replay the
+  constant it was, so it is not reused (docs/programs.md lists every route).
 * Comparisons compare values and return ``bool``, so ``if`` works; while
   :func:`tapegrad.trace` records, each comparison is recorded with its outcome
   (a *guard* of the recorded program).
@@ -37,13 +42,14 @@ Choices (documented in docs/conventions.md):
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from tapegrad import sweeps
 from tapegrad.chunks import Keep
-from tapegrad.context import active_trace
+from tapegrad.context import active_trace, note_route
 from tapegrad.operators import Operators, is_real
 from tapegrad.tape import Tape
 
@@ -117,6 +123,7 @@ def compare(op: str, x: Any, y: Any) -> bool:
         trace = active_trace()
         if trace is not None:
             trace.compared_outside = True
+            note_route("comparison of a Var f closes over")
     return outcome
 
 
@@ -197,23 +204,46 @@ class Handle(Operators):
         """True for a Var created by the user rather than by an operation."""
         return self._tape is None
 
+    # -- routes into Python: each noted while a trace records --------------
+    # A recorded program replays ops and guards only; a value that leaves the
+    # tape as Python data (a string, an int, a hash) would be replayed as the
+    # constant it was, so a trace through one of these is not reusable
+    # (tapegrad.context.note_route; docs/programs.md lists every route).
+
     def __repr__(self) -> str:
+        note_route("str()/repr()")
         label = self.label
         extra = f", label={label!r}" if label else ""
         return f"Value(data={_data(self)}, grad={self.grad}{extra})"
 
     def __format__(self, spec: str) -> str:
-        return format(_data(self), spec) if spec else repr(self)
+        if not spec:
+            return repr(self)  # f"{v}" is repr: noted there
+        note_route("format with a spec")
+        return format(_data(self), spec)
 
     # -- conversions: refused, they would drop the derivative -------------
 
     def __float__(self) -> float:
+        note_route("float()")
         raise ConversionError(_CONVERSION_HINT.format(what="float()"))
 
     def __int__(self) -> int:
+        note_route("int()")
         raise ConversionError(_CONVERSION_HINT.format(what="int()"))
 
+    def __index__(self) -> int:
+        # Indexing (table[v]), range(v), slicing: an int taken from the value.
+        # A plain TypeError, as Python raises for a non-int index ("ab" * v
+        # says so too); f on floats raises one as well (a float is no index).
+        note_route("__index__ (indexing, range)")
+        raise TypeError(
+            "a Var cannot be used as an int (an index, a count, range()): compare it to "
+            "branch, or take an int of its value (v.data) on purpose"
+        )
+
     def __complex__(self) -> complex:
+        note_route("complex()")
         raise ConversionError(_CONVERSION_HINT.format(what="complex()"))
 
     # -- comparisons (by value, recorded as guards while tracing) ----------
@@ -222,6 +252,12 @@ class Handle(Operators):
         return compare("!=", self, 0.0)
 
     def __hash__(self) -> int:
+        # By identity (API.md). A traced Var hashed while f runs is a set or
+        # dict lookup: by identity it cannot find the equal float f may mean
+        # (x in {1.0}), so the route is noted (a program cannot hold it).
+        tape = self._tape
+        if tape is not None and tape.level > 0 and _reaches_trace(self):
+            note_route("hash (a set or dict lookup)")
         return id(self)
 
     def __eq__(self, other: object) -> bool:
@@ -271,6 +307,16 @@ class Handle(Operators):
     def __deepcopy__(self, memo: dict[int, Any]) -> Handle:
         return self._fresh_leaf()
 
+    def __getstate__(self) -> Any:
+        # The slots' values, data included: a way out of the tape like .data.
+        note_route("__getstate__ (copy or pickle state)")
+        # Python 3.11's default for an object with slots, on every version.
+        slots = {}
+        for name in Handle.__slots__:
+            with contextlib.suppress(AttributeError):  # a slot never set (a Node's _grad)
+                slots[name] = Handle.__dict__[name].__get__(self)
+        return (None, slots)
+
     def __reduce__(self) -> tuple[Any, ...]:
         tape = self._tape
         if tape is not None and tape.level > 0:
@@ -286,6 +332,16 @@ class Handle(Operators):
         until the user resets them (``p.grad = 0.0``), as in micrograd.
         """
         sweeps.backward(self)
+
+
+def _reaches_trace(v: Any) -> bool:
+    """Whether ``v`` is a Var of a tracing tape, or holds one as its value (nested transforms)."""
+    while isinstance(v, Handle):
+        tape = v._tape
+        if tape is not None and tape.trace is not None:
+            return True
+        v = _data(v)
+    return False
 
 
 # The slot behind Var.data, read directly (a traced Var's ``data`` is a property).

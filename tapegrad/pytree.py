@@ -17,7 +17,10 @@ and a dataclass ``D`` as ``D(**fields)``, through their constructors as JAX's
 ``__post_init__`` runs on the new values). A dataclass with an
 ``init=False`` field cannot be rebuilt that way and is rejected when it is
 flattened. Other subclasses of list, tuple and dict are read as their base
-class and come back as it.
+class and come back as it. With ``static=True`` (what ``jit`` and ``trace``
+use), dicts come back as they were given: in insertion order, and an
+``OrderedDict``, ``defaultdict`` (its ``default_factory`` kept) or
+``Counter`` as such; another dict subclass is then a static leaf.
 
 >>> leaves, tree = flatten({"w": [1.0, 2.0], "b": 3.0})
 >>> leaves
@@ -32,6 +35,7 @@ Point(x=5.0, y=6.0)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import sys
@@ -75,6 +79,11 @@ class TreeDef:
     keys: tuple[Any, ...] = ()  # dict keys (sorted), dataclass fields, or the array's shape
     size: int = 1  # number of scalars below this node
     node_type: type | None = None  # a namedtuple class or a dataclass; None otherwise
+    # A dict flattened with static=True whose class or key order is not that
+    # of a plain sorted dict: (class, keys in insertion order, default_factory
+    # of a defaultdict). jit and trace hand f its dicts as given, and key
+    # programs by it (f may iterate in insertion order, or rely on a default).
+    dict_form: tuple[Any, ...] | None = None
     # Derived once (a structure is hashed on every call of a jit-compiled
     # function, and a dataclass hash walks every child: ~85 us for 1,000):
     # the hash (None: a static leaf is unhashable), and whether every child
@@ -84,7 +93,14 @@ class TreeDef:
 
     def __post_init__(self) -> None:
         try:
-            fields = (self.kind, self.children, self.keys, self.size, self.node_type)
+            fields = (
+                self.kind,
+                self.children,
+                self.keys,
+                self.size,
+                self.node_type,
+                self.dict_form,
+            )
             object.__setattr__(self, "_hash", hash(fields))
         except TypeError:
             pass
@@ -204,9 +220,16 @@ def _flatten(tree: Any, leaves: list[Any], what: str, static: bool, kinds: set[t
             return TreeDef("tuple", children, tuple(cls._fields), size, cls)
         return TreeDef("tuple", children, (), size)
     if isinstance(tree, dict):
+        form = None
+        if static and cls is not dict:
+            if cls not in _REBUILT_DICTS:  # a subclass we cannot rebuild: kept whole
+                return TreeDef("static", (), (tree,), 0)
+            form = (cls, tuple(tree), getattr(tree, "default_factory", None))
         keys = _sort_keys(tree)
+        if static and form is None and tuple(tree) != keys:
+            form = (dict, tuple(tree), None)
         children = tuple(_flatten(tree[k], leaves, what, static, kinds) for k in keys)
-        return TreeDef("dict", children, keys, sum(c.size for c in children))
+        return TreeDef("dict", children, keys, sum(c.size for c in children), None, form)
     if _is_array(tree) and (not static or _numeric_array(tree)):
         if tree.dtype.kind not in "fiubO":
             raise TypeError(f"{what}: numpy arrays of dtype {tree.dtype} are not supported")
@@ -248,8 +271,24 @@ def _unflatten(tree: TreeDef, it: Iterator[Any]) -> Any:
         return tuple(items) if tree.node_type is None else tree.node_type(*items)
     if kind == "dict":
         fields = {k: _unflatten(c, it) for k, c in zip(tree.keys, tree.children)}
+        if tree.dict_form is not None:
+            return _rebuilt_dict(tree.dict_form, fields)
         return fields if tree.node_type is None else tree.node_type(**fields)
     return _to_array([next(it) for _ in range(tree.size)], tree.keys)
+
+
+# Dict classes that flatten(..., static=True) rebuilds as such, in insertion order.
+_REBUILT_DICTS = (collections.OrderedDict, collections.defaultdict, collections.Counter)
+
+
+def _rebuilt_dict(form: tuple[Any, ...], fields: dict[Any, Any]) -> dict[Any, Any]:
+    """A dict of class and key order ``form`` (see ``TreeDef.dict_form``) holding ``fields``."""
+    cls, order, factory = form
+    pairs = [(k, fields[k]) for k in order]
+    if cls is collections.defaultdict:
+        return collections.defaultdict(factory, pairs)
+    rebuilt: dict[Any, Any] = cls(dict(pairs))  # Counter(pairs) would count the pairs
+    return rebuilt
 
 
 def _to_array(items: list[Any], shape: tuple[int, ...]) -> Any:

@@ -24,12 +24,12 @@ from __future__ import annotations
 from typing import Any
 
 from tapegrad.chunks import Keep, keep_of, merge_keeps
-from tapegrad.context import current_stack, get_ident
+from tapegrad.context import current_stack, get_ident, note_route
 from tapegrad.handle import Handle, is_real, value_of
 from tapegrad.rules import Rule, call
 from tapegrad.tape import CONT, Tape
 
-__all__ = ["record", "evaluate"]
+__all__ = ["record", "evaluate", "checked_forward"]
 
 
 def evaluate(rule: Rule, values: tuple[Any, ...] | list[Any]) -> Any:
@@ -44,9 +44,27 @@ def evaluate(rule: Rule, values: tuple[Any, ...] | list[Any]) -> Any:
     try:
         out = rule.forward(*values)
     except (ValueError, ZeroDivisionError, OverflowError) as exc:
+        # Raised while a trace records: whether f catches it or not, the
+        # program cannot stand for other arguments (its ops would not raise).
+        note_route(f"{type(exc).__name__} raised by {rule.name}")
         args = ", ".join(repr(v) for v in values)
         raise type(exc)(f"{rule.name}({args}): {exc}") from None
     return _checked(rule, "forward", out)
+
+
+def checked_forward(rule: Rule) -> Any:
+    """``rule.forward`` with its result checked and converted as :func:`evaluate` does.
+
+    Replays of a custom primitive return a float where eager code does
+    (a numpy float32 becomes a float), or raise the same ``TypeError``.
+    """
+    forward = rule.forward
+
+    def checked(*values: float) -> Any:
+        out = forward(*values)
+        return out if out.__class__ is float else _checked(rule, "forward", out)
+
+    return checked
 
 
 def _checked(rule: Rule, what: str, x: Any) -> Any:
@@ -59,6 +77,50 @@ def _checked(rule: Rule, what: str, x: Any) -> Any:
         f"primitive {rule.name!r}: its {what} returned {type(x).__name__} {x!r}, "
         "not a real number or a Var"
     )
+
+
+def _traced_partials(rule: Rule, values: list[Any], out: Any, live: list[bool]) -> list[Any]:
+    """The partials of an op on a tracing tape, NaN where one raises.
+
+    A program replays forward ops only; f itself, run on floats, evaluates no
+    partial. So a partial that raises at the traced point (``0.5 / out`` at 0)
+    must not make the trace raise where f does not: it is NaN on this tape,
+    which only a backward pass over the tracing tape itself would read (and
+    reading ``.grad`` is a route that keeps no program).
+    """
+    partials: list[Any] = []
+    for p, on in zip(rule.partials, live):
+        if not on:
+            partials.append(0.0)
+            continue
+        try:
+            partials.append(_checked(rule, "partial", p(*values, out)))
+        except (ArithmeticError, ValueError):
+            partials.append(float("nan"))
+    return partials
+
+
+def _note_narrow_constants(args: tuple[Any, ...], live: list[bool]) -> None:
+    """Note a numpy float32 (or float16) constant operand of a traced op.
+
+    f computes with it in float32 on floats (numpy keeps the narrow type),
+    while a program computes in float64: they would not agree, so such a
+    trace is not reusable and jit runs f (docs/programs.md, float32).
+    """
+    for a, on in zip(args, live):
+        if on or a.__class__ in (float, int, bool) or isinstance(a, Handle):
+            continue
+        if _is_narrow_float(a):
+            note_route(f"a {type(a).__name__} operand")
+            return
+
+
+def _is_narrow_float(x: Any) -> bool:
+    """Whether ``x`` is a numpy floating scalar narrower or other than float64."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.floating) and not isinstance(x, float)
 
 
 def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
@@ -106,10 +168,14 @@ def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
         live.append(False)
 
     out = evaluate(rule, values)
-    partials = [
-        _checked(rule, "partial", p(*values, out)) if on else 0.0
-        for p, on in zip(rule.partials, live)
-    ]
+    if tape.trace is None:
+        partials = [
+            _checked(rule, "partial", p(*values, out)) if on else 0.0
+            for p, on in zip(rule.partials, live)
+        ]
+    else:
+        partials = _traced_partials(rule, values, out, live)
+        _note_narrow_constants(args, live)
     index = [tape.index_of(a) if on else 0 for a, on in zip(args, live)]
     if out.__class__ is not float or any(p.__class__ is not float for p in partials):
         tape.objects = True

@@ -886,3 +886,162 @@ def primitive_test(op: str | OpSpec, *, order: int = 2, max_ops: int = 12) -> Ca
 
     test.__name__ = test.__qualname__ = f"test_{spec.name}_derivatives"
     return test
+
+
+# -- programs with routes into Python --------------------------------------------------------
+#
+# A random :class:`Program` extended with the ways a value reaches Python
+# besides its ops: try/except around an op that raises, formatting, set and
+# dict lookups by value, an int taken from a value to index a table, builtin
+# max/min, and a dict argument whose insertion order matters. ``jit`` must
+# give ``f``'s results at every point, whichever point it traced first.
+
+__all__ += ["Route", "ROUTE_KINDS", "RouteProgram", "route_programs"]
+
+# Each route applied to a value ``v`` of the program with a constant ``c``
+# (``c`` is v's value at the first point, so that the try/except routes raise
+# and the lookups find their key there).
+ROUTE_KINDS = ("try_div", "try_log", "format", "set", "dict_get", "index", "max", "min")
+_TABLE = (1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route: ``kind`` applied to value ``at`` with constant ``c``.
+
+    With ``guarded``, the route is taken only where ``v > c - 0.5`` (else it
+    gives 0.0), so that some branches of ``f`` are replayable and others not.
+    """
+
+    kind: str
+    at: int
+    c: float
+    guarded: bool
+
+    def apply(self, v: Any) -> Any:
+        """The route's value at ``v`` (a float or a Var)."""
+        if self.guarded and not v > self.c - 0.5:
+            return 0.0
+        kind, c = self.kind, self.c
+        if kind == "try_div":
+            try:
+                return 1.0 / (v - c)
+            except ZeroDivisionError:
+                return -1.0
+        if kind == "try_log":
+            try:
+                return tm.log(v - (c + 1.0))
+            except ValueError:
+                return 0.5
+        if kind == "format":
+            return float(f"{v:.3f}")
+        if kind == "set":
+            return 2.0 if v in {c, c + 1.0} else 0.0
+        if kind == "dict_get":
+            return {c: 3.0}.get(v, 1.0)
+        if kind == "index":
+            return _TABLE[min(max(round(v), 0), 3)]
+        if kind == "max":
+            return max(0.0, v - c)
+        return min(v, c)
+
+    def format(self, name: str) -> str:
+        text = {
+            "try_div": f"try 1.0 / ({name} - c) except ZeroDivisionError: -1.0",
+            "try_log": f"try tm.log({name} - (c + 1.0)) except ValueError: 0.5",
+            "format": f'float(f"{{{name}:.3f}}")',
+            "set": f"2.0 if {name} in {{c, c + 1.0}} else 0.0",
+            "dict_get": f"{{c: 3.0}}.get({name}, 1.0)",
+            "index": f"TABLE[min(max(round({name}), 0), 3)]",
+            "max": f"max(0.0, {name} - c)",
+            "min": f"min({name}, c)",
+        }[self.kind]
+        guard = f" if {name} > c - 0.5 else 0.0" if self.guarded else ""
+        return f"({text}){guard}  # c = {self.c!r}"
+
+
+@dataclass(frozen=True)
+class RouteProgram:
+    """``f(xs, weights)``: a :class:`Program` on the list ``xs``, its routes, a dict argument.
+
+    Returns the program's output plus every route's value, then folds in the
+    dict ``weights`` in its insertion order (``total = total * 0.5 + w``), so
+    the order of its keys changes the result's rounding. ``points`` are the
+    arguments to call it at: the first is where the routes raise or match.
+    """
+
+    program: Program
+    routes: tuple[Route, ...]
+    points: tuple[tuple[list[float], dict[str, float]], ...]
+
+    def __call__(self, xs: Sequence[Any], weights: dict[str, Any]) -> Any:
+        prog = self.program
+        values: list[Any] = list(xs)
+        for op in prog.ops:
+            values.append(op.apply([values[a] if isinstance(a, int) else a for a in op.args]))
+        total = values[prog.outputs[-1]]
+        for route in self.routes:
+            total = total + route.apply(values[route.at])
+        for key in weights:
+            total = total * 0.5 + weights[key]
+        return total
+
+    def __repr__(self) -> str:
+        names = self.program.names()
+        lines = [repr(self.program), "routes:"]
+        lines += [f"    {r.format(names[r.at])}" for r in self.routes]
+        lines.append(f"points: {self.points!r}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+_ROUTE_KIND = st.sampled_from(ROUTE_KINDS)
+_KEYS = st.permutations(("a", "b", "c"))
+_MOVES = st.sampled_from((0.0, 0.25, -0.5, 1.0, -1.5, 3.0))
+
+
+def _route_programs(draw: DrawFn, max_ops: int, max_routes: int, n_points: int) -> RouteProgram:
+    prog = draw(programs(n_inputs=(1, 3), max_ops=max_ops))
+    values: list[float] = list(prog.inputs)
+    for op in prog.ops:
+        values.append(op.apply([values[a] if isinstance(a, int) else a for a in op.args]))
+    routes = tuple(
+        Route(draw(_ROUTE_KIND), k, float(values[k]), draw(_BOOL))
+        for k in (draw(_below(len(values))) for _ in range(draw(st.integers(1, max_routes))))
+    )
+    keys = draw(_KEYS)
+    points = []
+    for p in range(n_points):
+        xs = list(prog.inputs) if p == 0 else [x + draw(_MOVES) for x in prog.inputs]
+        weights = {k: float(i + p) * 0.1 for i, k in enumerate(keys)}
+        points.append((xs, weights))
+    return RouteProgram(prog, routes, tuple(points))
+
+
+def route_programs(
+    *, max_ops: int = 12, max_routes: int = 3, n_points: int = 4
+) -> SearchStrategy[RouteProgram]:
+    """Random :class:`RouteProgram` s: a program, 1 to ``max_routes`` routes, ``n_points`` points.
+
+    >>> from hypothesis import given, settings
+    >>> import tapegrad as tg
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(route_programs(max_ops=6))
+    ... def test_jit(f):
+    ...     fast = tg.jit(f)
+    ...     for xs, weights in f.points:
+    ...         try:
+    ...             want = f(xs, weights)
+    ...         except (ArithmeticError, ValueError):  # a point outside f's domain
+    ...             continue
+    ...         assert repr(fast(xs, weights)) == repr(want)
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     test_jit()
+    """
+    if max_ops < 1 or max_routes < 1 or n_points < 1:
+        raise ValueError("route_programs: max_ops, max_routes and n_points must be >= 1")
+    return st.composite(_route_programs)(max_ops, max_routes, n_points)

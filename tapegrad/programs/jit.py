@@ -17,18 +17,23 @@ result is always ``f``'s:
 * a program that raises (a domain error, a division by zero) or returns a
   non-finite value: ``f`` is called, and raises (or returns) what it would;
 * arguments that are Vars (``grad(jit(f))``, or ``jit(f)(v)``): replaying
-  floats would drop their derivatives, so ``f`` runs on the Vars;
+  floats would drop their derivatives, so ``f`` runs on the Vars; arguments
+  holding numpy float32 (or float16) numbers, which ``f`` computes with in
+  their precision; unhashable arguments that are not numbers (a namespace):
+  no program can be keyed by them (the last two with a one-time warning);
+* a trace through a *route* (:func:`tapegrad.context.note_route`): a traced
+  value reached Python as Python data (``float``, ``__index__``, ``format``
+  with a spec, ``str``, a hash, ``.data``, an op that raised, caught or
+  not ...). No program is kept, ``f`` runs for that call and every later call
+  at that signature, and ``jit`` warns once per route and ``file:line``;
 * a trace that compared a NaN (its guards say nothing), that holds a Var
-  ``f`` closed over (a model's parameter, which may change), in which ``f``
-  read a traced value (``x.data``, which the program would replay as the
-  number it was), or that returns an object other than numbers in lists,
-  tuples and dicts (which may hold traced Vars): not kept, with a warning for
-  all but the first, since then every call runs ``f``.
-  ``tapegrad.stop_gradient(x)`` is the recorded way to use a value as a
-  constant;
-* ``f`` converts a traced value to a float (``float(x)``, Python's ``math``):
-  it cannot be traced, so with a warning every call at that signature runs
-  ``f``.
+  ``f`` closed over (a model's parameter, which may change), or that returns
+  an object other than numbers in lists, tuples and dicts (which may hold
+  traced Vars): not kept, with a warning for all but the first;
+* a signature that keeps re-tracing (more than half of its recent calls
+  each took a new branch: builtin ``max(0.0, s)`` per unit): tracing costs
+  more than it saves, so ``jit`` stops tracing it and warns once with the fix
+  (``tapegrad.math.relu``, ``maximum``).
 
 The call that traces returns what the trace computed, unless that is not
 finite: then, as at replay, ``f``'s own answer (or error) is returned.
@@ -41,6 +46,7 @@ globals are frozen at trace time (docs/programs.md).
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -50,10 +56,10 @@ from typing import Any, ParamSpec, TypeVar
 from tapegrad.handle import ConversionError, Handle
 from tapegrad.programs.program import Program
 from tapegrad.programs.pysource import GuardFailed
-from tapegrad.programs.recording import is_input, trace_call
+from tapegrad.programs.recording import Recorder, is_input, trace_call
 from tapegrad.pytree import flatten, unflatten
 
-__all__ = ["jit", "trace", "signature", "Cache"]
+__all__ = ["jit", "trace", "signature", "no_signature_reason", "Cache"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,14 +93,21 @@ def signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable |
     """(What a program is specialised to, the program's inputs) at these arguments.
 
     The signature is the structure of the arguments and every leaf that is not
-    a float (its type and value); None when a leaf is unhashable or a Var
-    (whose derivative a replay would drop). The inputs are the float leaves.
+    a float (its type and value); None when a leaf is unhashable, a Var
+    (whose derivative a replay would drop) or a numpy float narrower than
+    float64 (which f computes with in its own precision, a program in
+    float64). The inputs are the float leaves. :func:`no_signature_reason`
+    says which.
     """
     kinds: set[type] = set()
     leaves, tree = flatten((args, kwargs), "jit: argument", static=True, kinds=kinds)
     if kinds <= {float}:  # the common case
+        if tree._hash is None:  # an unhashable static leaf (a namespace, a set)
+            return None, []
         return (tree,), leaves
-    if any(issubclass(kind, Handle) for kind in kinds):
+    if any(issubclass(kind, Handle) or _narrow_float(kind) for kind in kinds):
+        return None, []
+    if tree._hash is None:
         return None, []
     fixed = tuple(
         ("float",) if is_input(leaf) else (type(leaf), _hashable(leaf)) for leaf in leaves
@@ -105,6 +118,33 @@ def signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable |
     except TypeError:  # e.g. an unhashable object among the arguments
         return None, []
     return key, [float(leaf) for leaf in leaves if is_input(leaf)]
+
+
+def no_signature_reason(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Why :func:`signature` gave None, as a warning's words; None for Vars (no warning)."""
+    kinds: set[type] = set()
+    flatten((args, kwargs), "jit: argument", static=True, kinds=kinds)
+    if any(issubclass(kind, Handle) for kind in kinds):
+        return None  # grad(jit(f)): documented, f runs on the Vars
+    narrow = sorted(kind.__name__ for kind in kinds if _narrow_float(kind))
+    if narrow:
+        return (
+            f"its arguments hold {', '.join(narrow)} numbers, which {{name}} computes with in "
+            "their own precision while a program computes in float64"
+        )
+    return (
+        "an argument that is not a number (a namespace, a set, an array of strings) is "
+        "not hashable, so no program can be keyed by it; pass a hashable value (a tuple, "
+        "a frozen dataclass) or close over it"
+    )
+
+
+def _narrow_float(kind: type) -> bool:
+    """A numpy floating type other than float64 (float32, float16, longdouble)."""
+    if issubclass(kind, float):
+        return False
+    np = sys.modules.get("numpy")
+    return np is not None and issubclass(kind, np.floating)
 
 
 def _hashable(leaf: Any) -> Any:
@@ -143,8 +183,8 @@ class Cache:
 
 
 _NOT_KEPT = (
-    "jit({name}): the traced program reads a Var's value (.data), holds or compares a "
-    "Var that {name} closes over, or returns an object that is not numbers, lists, tuples and "
+    "jit({name}): the traced program reads a Var's value (.data), holds a Var that "
+    "{name} closes over, or returns an object that is not numbers, lists, tuples and "
     "dicts, so it cannot stand for other arguments: every call runs {name} itself. "
     "Pass such Vars as arguments, and take constants with tapegrad.stop_gradient."
 )
@@ -153,12 +193,60 @@ _UNTRACEABLE = (
     "module, numpy on scalars), which jit cannot trace (it calls {name} with Vars): "
     "every call runs {name} itself. tapegrad.math is the traceable drop-in for math."
 )
+_ROUTE = (
+    "jit({{name}}): {route} at {where} takes a traced value into Python, where a program "
+    "would keep it as the constant it was: no program is kept, and every call with these "
+    "kinds of arguments runs {{name}} itself. {hint}"
+)
+_NO_SIGNATURE = "jit({{name}}): {why}: every such call runs {{name}} itself."
+_RETRACING = (
+    "jit({{name}}): {traces} of the last {calls} calls with one kind of arguments took a "
+    "branch not traced before (a comparison per value, such as builtin max(0.0, s) per "
+    "unit), so tracing costs more than it saves: jit stops tracing these and runs "
+    "{{name}} itself. tapegrad.math.relu, maximum and minimum compute such kinks inside one "
+    "op, which a program replays for any input."
+)
+
+# What to do instead, by the first word of a route (see Handle and record).
+_ROUTE_HINTS = {
+    "float()": (
+        "jit cannot trace a conversion to float (float(x), Python's math module, numpy on "
+        "scalars): tapegrad.math is the traceable drop-in for math."
+    ),
+    "int()": "Compare the value to branch (a guard); keep ints out of the traced values.",
+    "__index__": "Compare the value to branch (a guard); index with fixed ints.",
+    "complex()": "tapegrad differentiates real numbers only.",
+    "format": "Return the value and format it outside the jitted function.",
+    "str()/repr()": "Return the value and format it outside the jitted function.",
+    "hash": "Compare with == (a guard) instead of a set or dict lookup by value.",
+    "comparison": "Pass the Var as an argument.",
+    ".data": "Use tapegrad.stop_gradient(x) for a constant; pass parameters as arguments.",
+    ".grad": "Pass gradients as arguments, or take them with tapegrad.grad inside.",
+    "a": "jit computes in float64: use float (float64) constants.",
+    "__getstate__": "Copy Vars with copy.copy; pickle values outside the jitted function.",
+}
+_RAISED_HINT = (
+    "An op raised at the traced arguments: test its domain with a comparison "
+    "(if x != 0: ...) rather than catching the error."
+)
+
+
+def _route_message(route: str, where: str) -> str:
+    raised = " raised by " in route
+    hint = _RAISED_HINT if raised else _ROUTE_HINTS.get(route.split(" ")[0], "")
+    return _ROUTE.format(route=route, where=where, hint=hint)
 
 
 def _warn_once(warned: set[str], message: str, f: Callable[..., Any]) -> None:
     if message not in warned:
         warned.add(message)
         warnings.warn(message.format(name=getattr(f, "__name__", "f")), stacklevel=3)
+
+
+# A signature stops being traced when, within a window of this many calls of
+# the jitted function since its first trace (at least half of them seen),
+# more than half of them traced it anew.
+_RETRACE_WINDOW = 40
 
 
 def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
@@ -182,12 +270,45 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
         raise ValueError(f"jit: max_cache must be a positive int, got {max_cache!r}")
     cache = Cache(max_cache)
     warned: set[str] = set()
-    untraceable: set[Hashable] = set()  # signatures at which f converts a Var to a float
+    # Signatures at which f runs itself: it converts a Var (float()), a value
+    # took another route into Python, or it keeps re-tracing.
+    untraceable: set[Hashable] = set()
+    # Per signature: (calls counter when its window opened, traces in it).
+    retraces: dict[Hashable, list[int]] = {}
+    calls = [0]  # calls of the jitted function (a list: shared by the closure)
+
+    def run_f_from_now_on(key: Hashable) -> None:
+        if len(untraceable) >= max_cache:  # bounded like the cache of programs
+            untraceable.clear()
+        untraceable.add(key)
+
+    def keeps_retracing(key: Hashable) -> bool:
+        """Count a new trace of ``key``; whether it is traced more than every other call."""
+        window = retraces.get(key)
+        if window is None or calls[0] - window[0] >= _RETRACE_WINDOW:
+            if len(retraces) >= 4 * max_cache:
+                retraces.clear()
+            window = retraces[key] = [calls[0] - 1, 0]
+        window[1] += 1
+        seen = calls[0] - window[0]
+        if seen >= _RETRACE_WINDOW // 2 and window[1] > seen / 2:
+            message = _RETRACING.format(traces=window[1], calls=seen)
+            _warn_once(warned, message, f)
+            return True
+        return False
+
+    def warn_routes(routes: list[tuple[str, str]]) -> None:
+        for route, where in routes:
+            _warn_once(warned, _route_message(route, where), f)
 
     @functools.wraps(f)
     def jitted(*args: P.args, **kwargs: P.kwargs) -> R:
+        calls[0] += 1
         key, inputs = signature(args, kwargs)
-        if key is None:  # Vars among the arguments, or an unhashable leaf
+        if key is None:  # Vars among the arguments, an unhashable or a float32 leaf
+            why = no_signature_reason(args, kwargs)
+            if why is not None:
+                _warn_once(warned, _NO_SIGNATURE.format(why=why), f)
             return f(*args, **kwargs)
         for program in cache.get(key):
             try:
@@ -202,15 +323,33 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
             return result
         if key in untraceable:
             return f(*args, **kwargs)
+        if keeps_retracing(key):
+            run_f_from_now_on(key)
+            return f(*args, **kwargs)
+        recorder = Recorder()
         try:
-            traced = trace_call(f, args, kwargs)
-        except ConversionError:  # f turned a traced value into a float (math.sin, float())
-            if len(untraceable) >= max_cache:  # bounded like the cache of programs
-                untraceable.clear()
-            untraceable.add(key)
-            _warn_once(warned, _UNTRACEABLE, f)
+            traced = trace_call(f, args, kwargs, recorder)
+        except Exception as error:
+            # f raised on the tracing tape: nothing is kept, and f itself runs
+            # (it raises its own error, or returns its answer on floats). If a
+            # value took a route first (float(x), table[x]), f runs at this
+            # signature from now on; an op that raised and was not caught is
+            # only f's own error at these arguments.
+            taken = [r for r in recorder.routes if " raised by " not in r[0]]
+            if taken or isinstance(error, ConversionError):
+                run_f_from_now_on(key)
+                if taken:
+                    warn_routes(taken)
+                else:
+                    _warn_once(warned, _UNTRACEABLE, f)
             return f(*args, **kwargs)
         program = Program(traced)
+        if program.routes:
+            # A value left the tape: the trace's own result may differ from
+            # f's (a set lookup by identity, float64 for float32), so f runs.
+            run_f_from_now_on(key)
+            warn_routes(program.routes)
+            return f(*args, **kwargs)
         if program.replayable:
             program.compile()  # the first call pays for all of it: trace, generate, compile
             cache.add(key, program)

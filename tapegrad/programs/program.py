@@ -76,6 +76,9 @@ class Program:
         self.read_values = traced.recorder.read_values
         # f compared a Var it closes over: the branch holds for its value now only.
         self.compared_outside = traced.recorder.compared_outside
+        # Routes by which a traced value reached Python (float, format, hash,
+        # an op that raised ...), as (route, "file:line"): any makes it not reusable.
+        self.routes = list(traced.recorder.routes)
         # An output that is not a pytree of numbers (an object, which may hold
         # Vars or change) cannot be handed out again: such a trace is not kept.
         self.opaque_outputs = _has_opaque(traced.out_tree)
@@ -102,6 +105,7 @@ class Program:
             or self.compared_outside
             or self.read_values
             or self.opaque_outputs
+            or bool(self.routes)
         )
 
     def __str__(self) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 
 from tapegrad.programs.arrays import ARRAY_DOMAINS, ARRAY_FORMS
 from tapegrad.programs.recording import Const, Guard, Operand, Step, literal
+from tapegrad.record import checked_forward
 from tapegrad.rules import RULES, Rule
 
 __all__ = ["GuardFailed", "Source", "python_source", "SEGMENT"]
@@ -150,6 +151,15 @@ class _Writer:
             self.namespace[found] = obj
         return found
 
+    def forward_name(self, rule: Rule) -> str:
+        """The namespace name of the float function that computes ``rule`` (see _float_forward)."""
+        key = ("f", id(rule.forward))
+        found = self.names.get(key)
+        if found is None:
+            found = self.names[key] = f"f{len(self.names)}"
+            self.namespace[found] = _float_forward(rule)
+        return found
+
     def operand(self, o: Operand) -> str:
         if isinstance(o, Const):
             text = literal(o.value)
@@ -227,7 +237,7 @@ class _Writer:
             template = _INLINE.get(rule)
             if template is not None:
                 return template.format(*ops)
-            return f"{self.name('f', rule.forward)}({', '.join(ops)})"
+            return f"{self.forward_name(rule)}({', '.join(ops)})"
         return self.array_call(rule, args)
 
     def array_call(self, rule: Rule, args: Sequence[Operand]) -> str:
@@ -330,6 +340,19 @@ def _in_floats(guard: Guard) -> Guard:
 
 
 _ORDER = ("<", "<=", ">", ">=")
+
+
+def _float_forward(rule: Rule) -> Callable[..., Any]:
+    """The float function a program calls for ``rule``.
+
+    A built-in rule's forward returns a float. A custom primitive's may return
+    a numpy float32 or an int: the eager engine converts it to a float (or
+    raises TypeError naming the primitive), and so must a replay.
+    """
+    if RULES.get(rule.name) is rule:
+        return rule.forward
+    checked: Callable[..., Any] = checked_forward(rule)
+    return checked
 
 
 def python_source(

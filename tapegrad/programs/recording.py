@@ -21,6 +21,8 @@ values renumbered ``%1 ...`` (inputs first) in execution order.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +108,7 @@ class Recorder:
                     v = value_of(v)
                 else:  # a Var of another tape: its value now is fixed in the guard
                     self.compared_outside = True
+                    self.note_route("comparison of a Var f closes over")
                     refs.append(Const(concrete(v)))
                     continue
             else:
@@ -117,16 +120,21 @@ class Recorder:
 
 
 def _caller_outside_tapegrad() -> str:
-    """``file:line`` of the innermost frame that is not tapegrad's own code."""
-    import os
-    import sys
+    """``file:line`` of the innermost frame that is neither tapegrad's nor numpy's code.
 
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    numpy is skipped too: a value reaches Python through it (a repr in its
+    error message, a conversion in ``np.asarray``) on behalf of ``f``.
+    """
+    skipped = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    np = sys.modules.get("numpy")
+    np_file = getattr(np, "__file__", None)
+    if isinstance(np_file, str):
+        skipped.append(os.path.dirname(os.path.abspath(np_file)))
     frame: Any = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(package + os.sep):
-            return f"{filename}:{frame.f_lineno}"
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not any(filename.startswith(root + os.sep) for root in skipped):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 
@@ -167,10 +175,20 @@ class Traced:
     result: Any  # what f returned, its Vars replaced by their values
 
 
-def trace_call(f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Traced:
-    """Call ``f(*args, **kwargs)`` on a tracing tape with its float leaves as inputs."""
+def trace_call(
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    recorder: Recorder | None = None,
+) -> Traced:
+    """Call ``f(*args, **kwargs)`` on a tracing tape with its float leaves as inputs.
+
+    ``recorder``, when given, is the one the tape records into: the caller
+    can then read its ``routes`` even when ``f`` raises.
+    """
     leaves, in_tree = flatten((args, kwargs), "trace: argument", static=True)
-    recorder = Recorder()
+    if recorder is None:
+        recorder = Recorder()
     tape, token = push_tape(recorder)
     try:
         positions = [k for k, leaf in enumerate(leaves) if is_input(leaf)]
