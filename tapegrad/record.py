@@ -21,6 +21,7 @@ the entry that :func:`record` would.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from tapegrad.chunks import Keep, keep_of, merge_keeps
@@ -59,12 +60,27 @@ def checked_forward(rule: Rule) -> Any:
     (a numpy float32 becomes a float), or raise the same ``TypeError``.
     """
     forward = rule.forward
+    name = rule.name
 
     def checked(*values: float) -> Any:
         out = forward(*values)
-        return out if out.__class__ is float else _checked(rule, "forward", out)
+        return out if out.__class__ is float else _replayed_result(name, out)
 
     return checked
+
+
+def _replayed_result(name: str, out: Any) -> float:
+    """A custom forward's non-float result in a replay: converted as :func:`_checked` does.
+
+    Self-contained (``numbers`` and builtins only), so that
+    :meth:`tapegrad.Program.export` can copy it into a module without tapegrad.
+    """
+    if isinstance(out, numbers.Real) and out.__class__.__module__.split(".")[0] != "tapegrad":
+        return float(out)
+    raise TypeError(
+        f"primitive {name!r}: its forward returned {type(out).__name__} {out!r}, "
+        "not a real number or a Var"
+    )
 
 
 def _checked(rule: Rule, what: str, x: Any) -> Any:
