@@ -43,7 +43,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, SupportsIndex, TypeVar, overload
 
-from tapegrad._fastpaths import Node, TracedNode, Var, apply, node_at
 from tapegrad.context import pop_tape, push_tape
 from tapegrad.handle import value_of
 from tapegrad.pytree import (
@@ -58,6 +57,7 @@ from tapegrad.pytree import (
 from tapegrad.rules import RULES
 from tapegrad.sweeps import sweep_floats, sweep_forward, sweep_objects
 from tapegrad.tape import INPUT, Tape
+from tapegrad.var import Node, TracedNode, Var, apply, node_at
 
 __all__ = [
     "grad",
