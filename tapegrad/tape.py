@@ -189,7 +189,7 @@ class Tape:
             if reg is not None and reg[0] is self.serial:
                 index = reg[1]
                 return index
-            k = self.push(LEAF, 0, 0, 0.0, 0.0, var.data)
+            k = self.push(LEAF, 0, 0, 0.0, 0.0, var._value)
             self.leaves.append((k, var))
             var._reg = (self.serial, k)  # one tuple: read and written atomically
             return k
@@ -197,7 +197,7 @@ class Tape:
         key = (src.serial, var._index)
         k = self.import_index.get(key, -1)
         if k < 0:
-            k = self.push(IMPORT, 0, 0, 0.0, 0.0, var.data)
+            k = self.push(IMPORT, 0, 0, 0.0, 0.0, var._value)
             self.imports[k] = (weakref.ref(src), var._index)
             self.import_index[key] = k
         return k

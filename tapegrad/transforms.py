@@ -172,7 +172,7 @@ def _unwrap(tape: Tape, x: Any) -> Any:
     """The value of an output scalar as seen outside ``tape``."""
     if isinstance(x, Var):
         if x._tape is tape:
-            return x.data
+            return x._value
         return x
     return float(x)
 
@@ -214,7 +214,7 @@ def _trace(
         result, aux = result
 
         def outside(v: Var) -> Any:
-            return v.data if v._tape is tape else v
+            return v._value if v._tape is tape else v
 
         aux = map_vars(outside, aux)
     try:
