@@ -47,8 +47,9 @@ __all__ = [
 ]
 
 # A chunk of the ambient tape holds at most this many entries. 2**14 keeps a
-# chunk's open lists small (~3 MB) while chunk crossings, which cost an import
-# entry per value that crosses, stay rare (one per 16k ops in a chain).
+# chunk's open lists small (1.7-3 MB: 100-180 bytes per entry, see
+# tapegrad.chunks) while chunk crossings, which cost an import entry per value
+# that crosses, stay rare (one per 16,384 ops in a chain).
 CHUNK_SIZE = 1 << 14
 
 
@@ -71,7 +72,7 @@ class Tape:
     ``writer`` is the thread that may append to this tape through the fast
     paths of Var's operators: its owner while the tape is open, 0 once it is
     closed, and 0 throughout for a tracing tape, whose every entry goes
-    through :func:`tapegrad.record.apply` so that constants and comparisons
+    through :func:`tapegrad.record.record` so that constants and comparisons
     are captured. ``thread`` is the owner, for the generic path's check.
     """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -374,3 +375,58 @@ def test_private_import_check_can_fail() -> None:
     walked = list(_walk("tapegrad.math", tree.body, "module"))
     assert [imp.names for imp in walked] == [("_evaluate",), ("var",)]
     assert [imp.target for imp in walked] == ["tapegrad.record", "tapegrad.var"]
+
+
+# ---------------------------------------------------------------------------
+# The reading order that docs/engine.md and tapegrad.engine give
+# ---------------------------------------------------------------------------
+
+
+def _engine_modules() -> set[str]:
+    """The modules tapegrad.engine imports, directly or not (type-only imports aside)."""
+    graph = _graph()
+    seen: set[str] = set()
+    todo = ["tapegrad.engine"]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _documented_orders() -> dict[str, list[str]]:
+    """The reading order of the engine's modules, as docs/engine.md and engine.py list them."""
+    doc = (PACKAGE.parent / "docs" / "engine.md").read_text()
+    section = doc.split("## The modules, in reading order", 1)[1].split("\n## ", 1)[0]
+    table = re.findall(r"^\| `tapegrad/(\w+)\.py` \|", section, flags=re.MULTILINE)
+    docstring = ast.get_docstring(ast.parse(_path("tapegrad.engine").read_text())) or ""
+    listed = re.findall(r"^\d+\. :mod:`(tapegrad\.\w+)`", docstring, flags=re.MULTILINE)
+    return {"docs/engine.md": [f"tapegrad.{m}" for m in table], "tapegrad/engine.py": listed}
+
+
+def _upward_violations(order: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """Imports of a module in ``order`` that point at a module listed after it."""
+    rank = {module: n for n, module in enumerate(order)}
+    return [
+        f"{source} imports {target}, listed after it"
+        for source in order
+        for target in sorted(graph[source])
+        if target in rank and rank[target] > rank[source]
+    ]
+
+
+@pytest.mark.parametrize("where", ["docs/engine.md", "tapegrad/engine.py"])
+def test_the_documented_reading_order_follows_the_imports(where: str) -> None:
+    # Every engine module is listed once, and each imports only modules listed
+    # above it: the order in which the engine can be read, bottom up.
+    order = _documented_orders()[where]
+    assert len(order) == len(set(order)), f"{where} lists a module twice: {order}"
+    assert set(order) == _engine_modules(), f"{where} lists {order}"
+    assert _upward_violations(order, _graph()) == []
+
+
+def test_a_wrong_reading_order_is_caught() -> None:
+    # The check above can fail: the documented order read backwards breaks it.
+    order = _documented_orders()["docs/engine.md"]
+    assert _upward_violations(list(reversed(order)), _graph()) != []
