@@ -1,4 +1,4 @@
-"""tapegrad's benchmark suite (issue 13); not collected by pytest. See ``benchmarks/README.md``.
+"""tapegrad's benchmark suite; not collected by pytest. See ``benchmarks/README.md``.
 
 * :mod:`benchmarks.workloads`: the table of workloads and the functions timed;
 * :mod:`benchmarks.libs`: the table of libraries and how each computes a gradient;
