@@ -24,7 +24,7 @@ import pytest
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench, libs, report, run
+from benchmarks import bench, libs, report, run, versions
 from benchmarks import workloads as wl
 
 TINY = {"mlp": 1, "rosen": 12, "chain": 40, "vmap": 5}
@@ -126,3 +126,13 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "bench_scaling.png").exists()
     report.main([str(out), str(tmp_path / "again.md")])  # redrawn from the saved results alone
     assert (tmp_path / "again.md").read_text().replace("again_", "bench_") == text
+
+
+def test_versions_pairs_two_checkouts_step_by_step(tmp_path: Path) -> None:
+    # The same checkout on both sides: one positive ratio per round.
+    root = Path(__file__).resolve().parent.parent
+    ratios = versions.paired_ratios(str(root), str(root), "rosen[12]/tapegrad", rounds=4)
+    assert len(ratios) == 4 and all(r > 0 for r in ratios)
+    # A checkout without tapegrad is refused, not silently replaced by another one.
+    with pytest.raises(RuntimeError, match="the worker imported"):
+        versions.paired_ratios(str(tmp_path), str(root), "rosen[12]/tapegrad", rounds=2)
