@@ -161,7 +161,7 @@ def _tapegrad_jit(key: str, size: int) -> Case:
     """``jit(value_and_grad(f))``."""
     import tapegrad
 
-    tg: Any = tapegrad  # Any: older tapegrad versions (compared with compare_to) lack trace
+    tg: Any = tapegrad  # Any: TAPEGRAD_PATH may name a tapegrad without jit and trace
 
     case = _functional(lambda f: tg.jit(tg.value_and_grad(f)), key, size, tg.math.relu)
     f, x0 = wl.problem(key, size, tg.math.relu)
@@ -176,7 +176,7 @@ def _tapegrad_vmap(key: str, size: int) -> Case:
 
     import tapegrad
 
-    tg: Any = tapegrad
+    tg: Any = tapegrad  # Any: TAPEGRAD_PATH may name a tapegrad without vmap
     g = tg.vmap(tg.value_and_grad(wl.rosen, argnums=1), in_axes=(None, 0))
     x = np.array(wl.samples(size))
     return Case(lambda: g(wl.COEF, x), _vg)

@@ -11,9 +11,12 @@ reaches it, and a loop that builds graphs holds memory flat.
 
 While a chunk is open its columns are Python lists (``list.append`` is the
 cheapest append there is). A sealed chunk that stays alive is *packed* into
-typed arrays (34 bytes per entry instead of ~100-180), but not at once: most
-chunks die with the training step that made them, and packing those is
-wasted work (70 ns per entry: 4.6 ms of a 65,000-op training step). Sealed
+typed arrays (34 bytes per entry, the sum of the six item sizes, instead of
+~100 for a chain's lists of Python objects and up to ~180 with distinct
+floats and ints in every column), but not at once: most chunks die with the
+training step that made them, and packing those is wasted work (about a
+fifth of the time it took to record the chunk: 3.1 ms against 15.3 ms for
+16,381 entries, pyperf, measured with this text). Sealed
 chunks are packed, oldest first, only while more than ``UNPACKED_LIMIT``
 entries of sealed chunks are alive unpacked: a training step's chunks die
 before that, and a long-lived graph keeps at most that many unpacked.
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Keep", "merge_keeps", "keep_of", "LOCK", "UNPACKED_LIMIT", "pack", "packed", "retire"]
 
-# At most this many entries of sealed chunks stay alive unpacked (~7 MB).
+# At most this many entries of sealed chunks stay alive unpacked: 4 chunks,
+# some 4-10 MB more than packed, by the sizes per entry above.
 UNPACKED_LIMIT = 4 * (1 << 14)
 
 # Guards what threads may touch at once: the packing queue, and the stored
@@ -65,7 +69,12 @@ def keep_of(var: Any, tape: Tape) -> Keep:
 
 
 def packed(typecode: str, items: Sequence[Any]) -> array[Any]:
-    """A typed array from a list; struct packs ~30% faster than array(list)."""
+    """A typed array from a list.
+
+    ``struct.pack`` and ``frombytes`` take about half the time of
+    ``array(typecode, items)``: 386 against 685 us for 16,384 floats (pyperf,
+    measured with this text).
+    """
     result = array(typecode)
     result.frombytes(struct.pack(f"{len(items)}{typecode}", *items))
     return result

@@ -18,7 +18,7 @@ of a transform running in another thread).
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from threading import get_ident
+from threading import Lock, get_ident
 from typing import Any
 
 from tapegrad.tape import Tape
@@ -30,11 +30,21 @@ __all__ = [
     "current_stack",
     "active_trace",
     "note_route",
+    "open_traces",
     "push_tape",
     "pop_tape",
 ]
 
 _STACK: ContextVar[tuple[Tape, ...]] = ContextVar("tapegrad_tapes")
+
+# How many tracing tapes are open, in every thread and context: 0 lets a Var's
+# ``.data`` and ``.grad`` skip :func:`note_route` with one check of a module
+# global. Above 0 it only says "look": note_route reads this context's own
+# stack. Per read of ``v.data`` outside a trace: 149 ns with this check, 226 ns
+# with a ContextVar lookup instead, 123 ns for a property that checks nothing
+# (the slot read before the property: 21 ns; pyperf, measured with this text).
+open_traces = 0
+_open_traces_lock = Lock()  # `+= 1` from two threads could lose a count
 
 
 def may_append(tape: Tape) -> bool:
@@ -101,13 +111,21 @@ def push_tape(trace: Any = None) -> tuple[Tape, Token[tuple[Tape, ...]]]:
 
     ``trace`` makes it a tracing tape (see :mod:`tapegrad.programs`).
     """
+    global open_traces
     stack = current_stack()
     tape = Tape(len(stack), get_ident(), trace)
+    if trace is not None:
+        with _open_traces_lock:
+            open_traces += 1
     return tape, _STACK.set((*stack, tape))
 
 
 def pop_tape(tape: Tape, token: Token[tuple[Tape, ...]]) -> None:
     """Close a tape opened by :func:`push_tape` and restore the stack."""
+    global open_traces
+    if tape.trace is not None and not tape.closed:
+        with _open_traces_lock:
+            open_traces -= 1
     tape.closed = True
     tape.writer = 0
     _STACK.reset(token)

@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tapegrad._fastpaths import apply
 from tapegrad.handle import Handle, is_real
 from tapegrad.record import evaluate
 from tapegrad.rules import Rule
+from tapegrad.var import apply
 
 __all__ = ["primitive"]
 

@@ -1,19 +1,29 @@
 """What a Var is: a small handle into a tape, and how it behaves like a float.
 
-A Var holds its value in ``data`` and, if an operation made it, its tape and
-its index there (``_tape``, ``_index``). A Var the user created is a *leaf*:
+A Var holds its value in the slot ``_value`` and, if an operation made it,
+its tape and its index there (``_tape``, ``_index``). A Var the user created is a *leaf*:
 it holds no tape, only the serial number and index of the chunk it was last
 registered on (``_reg``), and its own gradient (``_grad``).
 
 :class:`Handle` is what a Var is: its attributes (``data``, ``grad``,
 ``label``), conversions, comparisons, copying and pickling, ``backward()``.
 What a Var can *do* is elsewhere: every operator and method that applies one
-rule is in :mod:`tapegrad.operators` (a base class), and the hottest
-arithmetic operators, with the record inlined, are generated from a short
-spec (``tools/gen_fastpaths.py``) into :mod:`tapegrad._fastpaths`, which
-defines the public ``Var`` on top of this class. Every operation ends in
-``self._record(rule, args)``, the generic record
-(:func:`tapegrad.record.record`), unless a fast path took it.
+rule is in :mod:`tapegrad.operators`, and the public ``Var``
+(:mod:`tapegrad.var`) is built on both, with the hottest arithmetic
+operators' record inlined (generated from a short spec by
+``tools/gen_fastpaths.py``). Every operation ends in ``self._record(rule,
+args)``, the generic record (:func:`tapegrad.record.record`), unless a fast
+path took it. This module imports neither of them: the arrows point from
+``var`` to ``operators`` to ``handle``.
+
+``.data`` and ``.grad`` are properties: while :func:`tapegrad.trace` records
+anywhere in the process, reading either of any Var (a traced one, a leaf the
+traced function closes over, an intermediate) is told to the tracing tapes
+of this context (:func:`tapegrad.context.note_route`): the value reached
+Python, and a recorded program would replay it as the constant it was.
+tapegrad's own code reads the slots (``_value``, :func:`value_of`), which
+count as no route. Outside a trace the properties cost one check of a
+counter.
 
 Choices (documented in docs/conventions.md):
 
@@ -43,25 +53,35 @@ Choices (documented in docs/conventions.md):
 from __future__ import annotations
 
 import contextlib
+import numbers
 import operator
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from tapegrad import sweeps
+from tapegrad import context, sweeps
 from tapegrad.chunks import Keep
 from tapegrad.context import active_trace, note_route
-from tapegrad.operators import Operators, is_real
+from tapegrad.rules import Rule
 from tapegrad.tape import Tape
 
 __all__ = ["Handle", "ConversionError", "is_real", "value_of", "concrete", "compare"]
 
 
+def is_real(x: object) -> bool:
+    """True for int, float, bool and numpy real scalars (not complex, not str, not a Var)."""
+    cls = x.__class__
+    if cls is float or cls is int or cls is bool:  # skips the ABC check below, the slow part
+        return True
+    return isinstance(x, numbers.Real) and not isinstance(x, Handle)
+
+
 def value_of(x: Any) -> Any:
     """The value of a Var (``data``: a float, or an outer Var) or of a real number.
 
-    The engine reads values through here, never through ``.data``: reading
-    ``.data`` of a Var that :func:`tapegrad.trace` records is noted (the
-    program would replay the value read, not the ops behind it).
+    The engine reads values through here (or the slot ``_value``), never
+    through ``.data``: reading ``.data`` while :func:`tapegrad.trace` records
+    is noted as a route (the program would replay the value read, not the ops
+    behind it).
     """
     return _data(x) if isinstance(x, Handle) else float(x)
 
@@ -127,21 +147,21 @@ def compare(op: str, x: Any, y: Any) -> bool:
     return outcome
 
 
-class Handle(Operators):
+class Handle:
     """A scalar that records every operation on it, so derivatives can be taken.
 
-    The base of ``tapegrad.Var`` (see the module docstring): attributes,
-    conversions, comparisons, copying, and one method per primitive.
+    A base of ``tapegrad.Var`` (see the module docstring): attributes,
+    conversions, comparisons, copying and pickling.
     """
 
-    __slots__ = ("data", "_tape", "_index", "_keep", "_reg", "_grad", "_label")
+    __slots__ = ("_value", "_tape", "_index", "_keep", "_reg", "_grad", "_label")
 
     # The class of leaves (tapegrad.Var), for copies and pickles of any Var.
     _leaf_class: ClassVar[type[Handle]]
 
     # A float for the user's Vars. Inside nested transforms it is a Var of the
     # outer tape (the engine treats it generically); typed for the user's view.
-    data: float
+    _value: Any
     _tape: Tape | None
     _index: int
     _keep: Keep  # older chunks this Var's backward pass reaches (see tapegrad.tape)
@@ -149,11 +169,15 @@ class Handle(Operators):
     _grad: Any
     _label: str
 
+    if TYPE_CHECKING:  # the generic record of an op, defined by tapegrad.Var
+
+        def _record(self, rule: Rule, args: tuple[Any, ...]) -> Any: ...
+
     def __init__(self, data: Any, label: str | None = None) -> None:
         if data.__class__ is float:
-            self.data = data
+            self._value = data
         elif is_real(data):
-            self.data = float(data)
+            self._value = float(data)
         else:
             raise TypeError(
                 f"Var() needs a real number (int, float, bool), not {type(data).__name__}: {data!r}"
@@ -166,14 +190,37 @@ class Handle(Operators):
     # -- micrograd-style attributes --------------------------------------
 
     @property
+    def data(self) -> float:
+        """The value; settable (``p.data -= lr * p.grad``), except for a Var being traced.
+
+        A float for the user's Vars (inside nested transforms, an outer Var).
+        Read while a trace records, it is noted (see the module docstring).
+        """
+        if context.open_traces:  # 0 unless some thread is tracing: one check
+            note_route(".data")
+            tape = self._tape
+            if tape is not None and tape.trace is not None:
+                # The flag that tapegrad.programs reads for a traced Var's value.
+                tape.trace.read_values = True
+        return self._value  # type: ignore[no-any-return]
+
+    @data.setter
+    def data(self, value: float) -> None:
+        tape = self._tape
+        if tape is not None and tape.trace is not None:
+            raise TypeError("the value of a traced Var cannot be set")
+        self._value = value
+
+    @property
     def grad(self) -> float:
         """d(output)/d(self), summed over ``backward()`` calls; settable.
 
         A float for the user's Vars (inside nested transforms, an outer Var).
+        Read while a trace records, it is noted (see the module docstring).
         """
-        tape = self._tape
-        grad: float = self._grad if tape is None else tape.grad_at(self._index)
-        return grad
+        if context.open_traces:
+            note_route(".grad")
+        return self._stored_grad()  # type: ignore[no-any-return]
 
     @grad.setter
     def grad(self, value: float) -> None:
@@ -182,6 +229,11 @@ class Handle(Operators):
             self._grad = value
         else:
             tape.set_grad_at(self._index, value)
+
+    def _stored_grad(self) -> Any:
+        """The gradient, read without noting a route (tapegrad's own reads)."""
+        tape = self._tape
+        return self._grad if tape is None else tape.grad_at(self._index)
 
     @property
     def label(self) -> str:
@@ -296,8 +348,8 @@ class Handle(Operators):
         tape = self._tape
         if tape is not None and tape.level > 0:
             return self  # inside a transform: an immutable value
-        leaf = self._leaf_class(self.data)
-        leaf._grad = self.grad
+        leaf = self._leaf_class(_data(self))
+        leaf._grad = self._stored_grad()
         leaf._label = self.label
         return leaf
 
@@ -321,7 +373,7 @@ class Handle(Operators):
         tape = self._tape
         if tape is not None and tape.level > 0:
             raise TypeError("cannot pickle a Var of a transform; pickle its value (v.data)")
-        return (_unpickle_leaf, (self._leaf_class, self.data, self.grad, self.label))
+        return (_unpickle_leaf, (self._leaf_class, _data(self), self._stored_grad(), self.label))
 
     # -- the reverse sweep -------------------------------------------------
 
@@ -344,8 +396,8 @@ def _reaches_trace(v: Any) -> bool:
     return False
 
 
-# The slot behind Var.data, read directly (a traced Var's ``data`` is a property).
-_data: Callable[[Handle], Any] = Handle.__dict__["data"].__get__
+# The slot behind Var.data, read directly (``data`` is a property that notes routes).
+_data: Callable[[Handle], Any] = Handle.__dict__["_value"].__get__
 
 
 def _unpickle_leaf(cls: type[Handle], data: float, grad: Any, label: str) -> Handle:

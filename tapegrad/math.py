@@ -28,13 +28,13 @@ from typing import Any as _Any
 from typing import Protocol as _Protocol
 from typing import overload as _overload
 
-from tapegrad._fastpaths import Var as _Var
-from tapegrad._fastpaths import dot
 from tapegrad.handle import Handle as _Handle
 from tapegrad.handle import compare as _compare
 from tapegrad.handle import is_real as _is_real
 from tapegrad.record import evaluate as _evaluate
 from tapegrad.rules import RULES as _RULES
+from tapegrad.var import Var as _Var
+from tapegrad.var import dot
 
 __all__ = [
     "relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "tan", "sqrt", "abs",

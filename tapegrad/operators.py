@@ -1,6 +1,6 @@
 """The vocabulary of a Var: every operator and method that applies one rule.
 
-:class:`Operators` is a base of :class:`tapegrad.handle.Handle`: the
+:class:`Operators` is a base of :class:`tapegrad.var.Var`: the
 operators that have no fast path (``// % divmod round floor ceil trunc
 abs``, ``c ** x``), one method per primitive (``x.sin()``; each is also a
 function of :mod:`tapegrad.math`), numpy's names of the same primitives, and
@@ -13,23 +13,15 @@ reference of what a Var can do.
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING, Any, cast
 
+from tapegrad.handle import concrete, is_real
 from tapegrad.rules import RULES, Rule
 
 if TYPE_CHECKING:  # the operators' result type; defined on top of this module
-    from tapegrad._fastpaths import Var
+    from tapegrad.var import Var
 
 __all__ = ["Operators", "is_real"]
-
-
-def is_real(x: object) -> bool:
-    """True for int, float, bool and numpy real scalars (not complex, not str, not a Var)."""
-    cls = x.__class__
-    if cls is float or cls is int or cls is bool:  # the ABC check below costs ~0.3 us
-        return True
-    return isinstance(x, numbers.Real) and not isinstance(x, Operators)
 
 
 def _operand(x: object) -> bool:
@@ -77,8 +69,6 @@ class Operators:
         if ndigits is not None and not isinstance(ndigits, int):
             raise TypeError(f"round(): ndigits must be an int, not {type(ndigits).__name__}")
         if ndigits is None:
-            from tapegrad.handle import concrete  # handle builds on this module
-
             round(concrete(self))  # NaN and inf raise here, as Python's round(x) does
         return self._record(RULES["round"], (self, float(ndigits or 0)))
 

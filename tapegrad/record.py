@@ -1,7 +1,7 @@
 """The generic record: one primitive applied to Vars and numbers, put on a tape.
 
 :func:`record` is the one place that knows every rule of recording; the fast
-paths of Var's operators (:mod:`tapegrad._fastpaths`) are specialisations of
+paths of Var's operators (:mod:`tapegrad.var`) are specialisations of
 it for the common operand kinds, and a test checks that they record exactly
 the entry that :func:`record` would.
 

@@ -47,8 +47,9 @@ __all__ = [
 ]
 
 # A chunk of the ambient tape holds at most this many entries. 2**14 keeps a
-# chunk's open lists small (~3 MB) while chunk crossings, which cost an import
-# entry per value that crosses, stay rare (one per 16k ops in a chain).
+# chunk's open lists small (1.7-3 MB: 100-180 bytes per entry, see
+# tapegrad.chunks) while chunk crossings, which cost an import entry per value
+# that crosses, stay rare (one per 16,384 ops in a chain).
 CHUNK_SIZE = 1 << 14
 
 
@@ -71,7 +72,7 @@ class Tape:
     ``writer`` is the thread that may append to this tape through the fast
     paths of Var's operators: its owner while the tape is open, 0 once it is
     closed, and 0 throughout for a tracing tape, whose every entry goes
-    through :func:`tapegrad.record.apply` so that constants and comparisons
+    through :func:`tapegrad.record.record` so that constants and comparisons
     are captured. ``thread`` is the owner, for the generic path's check.
     """
 
@@ -189,7 +190,7 @@ class Tape:
             if reg is not None and reg[0] is self.serial:
                 index = reg[1]
                 return index
-            k = self.push(LEAF, 0, 0, 0.0, 0.0, var.data)
+            k = self.push(LEAF, 0, 0, 0.0, 0.0, var._value)
             self.leaves.append((k, var))
             var._reg = (self.serial, k)  # one tuple: read and written atomically
             return k
@@ -197,7 +198,7 @@ class Tape:
         key = (src.serial, var._index)
         k = self.import_index.get(key, -1)
         if k < 0:
-            k = self.push(IMPORT, 0, 0, 0.0, 0.0, var.data)
+            k = self.push(IMPORT, 0, 0, 0.0, 0.0, var._value)
             self.imports[k] = (weakref.ref(src), var._index)
             self.import_index[key] = k
         return k

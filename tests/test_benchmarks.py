@@ -3,9 +3,10 @@
 No timing assertions (timings belong to ``docs/benchmarks.md``): these tests
 run the benchmark code on tiny sizes and check that every installed library
 agrees with tapegrad's eager value and gradient to 1e-9, so the report
-compares equal computations; uninstalled ones are skipped. Until tapegrad has
-``jit``/``vmap`` (issue 9), their rows are checked with stand-ins (the eager
-function, a Python loop), which tests the benchmark's wiring only.
+compares equal computations; uninstalled ones are skipped. Against a
+tapegrad without ``jit``/``vmap`` (``TAPEGRAD_PATH`` may name an old one),
+their rows are checked with stand-ins (the eager function, a Python loop),
+which tests the benchmark's wiring only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench, libs, report, run
+from benchmarks import bench, libs, report, run, versions
 from benchmarks import workloads as wl
 
 TINY = {"mlp": 1, "rosen": 12, "chain": 40, "vmap": 5}
@@ -91,7 +92,7 @@ def test_rosenbrock_gradient_by_hand() -> None:
 def test_docstrings_and_op_counts() -> None:
     for module in (wl, libs):
         assert doctest.testmod(module).failed == 0, module.__name__
-    assert wl.n_ops("mlp", 100) == 65_077  # as recorded by the tape before (issue 5)
+    assert wl.n_ops("mlp", 100) == 65_077  # as the tape recorded it when W1 was defined
     assert wl.n_ops("mlp", 3) - wl.n_ops("mlp", 2) == 644  # per point
     assert len(wl.init_mlp()) == 337  # MLP(2, [16, 16, 1]), as micrograd's demo
 
@@ -125,3 +126,13 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "bench_scaling.png").exists()
     report.main([str(out), str(tmp_path / "again.md")])  # redrawn from the saved results alone
     assert (tmp_path / "again.md").read_text().replace("again_", "bench_") == text
+
+
+def test_versions_pairs_two_checkouts_step_by_step(tmp_path: Path) -> None:
+    # The same checkout on both sides: one positive ratio per round.
+    root = Path(__file__).resolve().parent.parent
+    ratios = versions.paired_ratios(str(root), str(root), "rosen[12]/tapegrad", rounds=4)
+    assert len(ratios) == 4 and all(r > 0 for r in ratios)
+    # A checkout without tapegrad is refused, not silently replaced by another one.
+    with pytest.raises(RuntimeError, match="the worker imported"):
+        versions.paired_ratios(str(tmp_path), str(root), "rosen[12]/tapegrad", rounds=2)

@@ -1,8 +1,8 @@
 """How tapegrad's modules import each other: no cycles, honest public names, no dependencies.
 
 An import cycle that works only because some imports happen late (inside
-functions, or in an order that one edit can break) is a trap: issue 10 found
-``engine -> rules -> math -> engine`` kept alive by lazy lambdas. These tests
+functions, or in an order that one edit can break) is a trap: one was found
+as ``engine -> rules -> math -> engine``, kept alive by lazy lambdas. These tests
 read the import statements with ``ast`` (what the code says, not what one
 import order happens to allow) and import each module in a fresh interpreter
 (what Python does with it).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -196,9 +197,15 @@ def imports() -> tuple[Import, ...]:
 
 
 def _graph() -> dict[str, set[str]]:
+    """Who imports whom: imports at module level and inside functions alike.
+
+    An import inside a function still makes the importing module depend on
+    the imported one; it only runs later. Type-only imports (under
+    ``if TYPE_CHECKING:``) are not edges: they never run.
+    """
     graph: dict[str, set[str]] = {module: set() for module in MODULES}
     for imp in imports():
-        if imp.where == "module" and imp.target != imp.source:
+        if imp.where != "type-checking" and imp.target != imp.source:
             graph[imp.source].add(imp.target)
     return graph
 
@@ -240,7 +247,7 @@ def test_the_ast_walk_sees_every_kind_of_import() -> None:
         "from tapegrad import math, Var\n"
         "from . import tape\n"
         "from .handle import Handle\n"
-        "if TYPE_CHECKING:\n    from tapegrad._fastpaths import Var\n"
+        "if TYPE_CHECKING:\n    from tapegrad.var import Var\n"
         "def f():\n    from tapegrad.nn import MLP\n"
         "class C:\n    from tapegrad.sweeps import backward\n"
         "try:\n    import tapegrad.viz\nexcept ImportError:\n    import tapegrad.cli\n"
@@ -252,7 +259,7 @@ def test_the_ast_walk_sees_every_kind_of_import() -> None:
         ("tapegrad", "module"),
         ("tapegrad.tape", "module"),
         ("tapegrad.handle", "module"),
-        ("tapegrad._fastpaths", "type-checking"),
+        ("tapegrad.var", "type-checking"),
         ("tapegrad.nn", "function"),
         ("tapegrad.sweeps", "module"),
         ("tapegrad.viz", "module"),
@@ -282,9 +289,9 @@ def function_level_imports() -> list[str]:
 def test_no_import_cycle_among_tapegrad_modules(
     record_property: Callable[[str, object], None],
 ) -> None:
-    # Function-level imports are not edges of the graph (they run after every
-    # module has loaded), and a cycle can hide behind them: counted and listed
-    # (pytest -rP shows them). Today none imports a tapegrad module.
+    # Every tapegrad import counts, inside functions too (a cycle kept alive
+    # by a late import is still a cycle); the function-level imports of any
+    # module are listed too (pytest -rP shows them).
     late = function_level_imports()
     record_property("function_level_imports", len(late))
     tapegrad_late = [i for i in imports() if i.where == "function"]
@@ -292,6 +299,32 @@ def test_no_import_cycle_among_tapegrad_modules(
     print("\n".join(f"  {line}" for line in late))
     cycle = find_cycle(_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_a_cycle_through_a_function_level_import_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The check above must see an import inside a function, and must not see
+    # a type-only one: the handle -> operators -> handle cycle that the
+    # engine once had, through operators' ``round``, is found from source.
+    source = {
+        "tapegrad.handle": "from tapegrad.operators import Operators\n",
+        "tapegrad.operators": (
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from tapegrad.var import Var\n"
+            "def r(x):\n    from tapegrad.handle import concrete\n    return concrete(x)\n"
+        ),
+        "tapegrad.var": "from tapegrad.operators import Operators\n",
+    }
+    found = tuple(
+        imp
+        for module, text in source.items()
+        for imp in _walk(module, ast.parse(text).body, "module")
+    )
+    monkeypatch.setattr(sys.modules[__name__], "imports", lambda: found)
+    assert find_cycle(_graph()) == ["tapegrad.handle", "tapegrad.operators", "tapegrad.handle"]
+    found = tuple(i for i in found if i.where != "function")
+    assert find_cycle(_graph()) is None
 
 
 def test_the_graph_has_the_package_edges() -> None:
@@ -325,7 +358,7 @@ def private_imports() -> list[str]:
     found = []
     for imp in imports():
         for name in imp.names:
-            # `from tapegrad import _fastpaths` imports a module, which is fine.
+            # `from tapegrad import _private_module` imports a module, which is fine.
             is_module = imp.target.endswith(f".{name}") and imp.target in PATHS
             if _private(name) and not is_module:
                 found.append(f"{imp.source}:{imp.line} imports {name} from {imp.target}")
@@ -338,7 +371,62 @@ def test_no_private_name_is_imported_across_modules() -> None:
 
 
 def test_private_import_check_can_fail() -> None:
-    tree = ast.parse("from tapegrad.record import _evaluate\nfrom tapegrad import _fastpaths\n")
+    tree = ast.parse("from tapegrad.record import _evaluate\nfrom tapegrad import var\n")
     walked = list(_walk("tapegrad.math", tree.body, "module"))
-    assert [imp.names for imp in walked] == [("_evaluate",), ("_fastpaths",)]
-    assert [imp.target for imp in walked] == ["tapegrad.record", "tapegrad._fastpaths"]
+    assert [imp.names for imp in walked] == [("_evaluate",), ("var",)]
+    assert [imp.target for imp in walked] == ["tapegrad.record", "tapegrad.var"]
+
+
+# ---------------------------------------------------------------------------
+# The reading order that docs/engine.md and tapegrad.engine give
+# ---------------------------------------------------------------------------
+
+
+def _engine_modules() -> set[str]:
+    """The modules tapegrad.engine imports, directly or not (type-only imports aside)."""
+    graph = _graph()
+    seen: set[str] = set()
+    todo = ["tapegrad.engine"]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _documented_orders() -> dict[str, list[str]]:
+    """The reading order of the engine's modules, as docs/engine.md and engine.py list them."""
+    doc = (PACKAGE.parent / "docs" / "engine.md").read_text()
+    section = doc.split("## The modules, in reading order", 1)[1].split("\n## ", 1)[0]
+    table = re.findall(r"^\| `tapegrad/(\w+)\.py` \|", section, flags=re.MULTILINE)
+    docstring = ast.get_docstring(ast.parse(_path("tapegrad.engine").read_text())) or ""
+    listed = re.findall(r"^\d+\. :mod:`(tapegrad\.\w+)`", docstring, flags=re.MULTILINE)
+    return {"docs/engine.md": [f"tapegrad.{m}" for m in table], "tapegrad/engine.py": listed}
+
+
+def _upward_violations(order: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """Imports of a module in ``order`` that point at a module listed after it."""
+    rank = {module: n for n, module in enumerate(order)}
+    return [
+        f"{source} imports {target}, listed after it"
+        for source in order
+        for target in sorted(graph[source])
+        if target in rank and rank[target] > rank[source]
+    ]
+
+
+@pytest.mark.parametrize("where", ["docs/engine.md", "tapegrad/engine.py"])
+def test_the_documented_reading_order_follows_the_imports(where: str) -> None:
+    # Every engine module is listed once, and each imports only modules listed
+    # above it: the order in which the engine can be read, bottom up.
+    order = _documented_orders()[where]
+    assert len(order) == len(set(order)), f"{where} lists a module twice: {order}"
+    assert set(order) == _engine_modules(), f"{where} lists {order}"
+    assert _upward_violations(order, _graph()) == []
+
+
+def test_a_wrong_reading_order_is_caught() -> None:
+    # The check above can fail: the documented order read backwards breaks it.
+    order = _documented_orders()["docs/engine.md"]
+    assert _upward_violations(list(reversed(order)), _graph()) != []

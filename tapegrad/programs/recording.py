@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tapegrad._fastpaths import node_at
 from tapegrad.context import pop_tape, push_tape
 from tapegrad.handle import Handle, concrete, value_of
 from tapegrad.programs.arrays import may_raise
 from tapegrad.pytree import TreeDef, flatten, unflatten
 from tapegrad.rules import Rule
 from tapegrad.tape import INPUT, Tape
+from tapegrad.var import node_at
 
 __all__ = ["Const", "Operand", "Step", "Guard", "Recorder", "Traced", "trace_call", "is_input"]
 
