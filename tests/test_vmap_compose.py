@@ -10,6 +10,7 @@ arguments, differentiating through a mapped loss), with tapegrad's answers.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -339,6 +340,16 @@ def test_a_noted_route_makes_the_trace_a_loop_with_a_warning_naming_its_line() -
         got = tg.vmap(f)(np.array([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(got, [2.0, 4.0, 6.0])
     assert calls[1:] == [1.0, 2.0, 3.0]  # traced once, then a loop of f
+
+
+def test_f_that_converts_to_float_is_a_loop_with_a_warning() -> None:
+    def f(x: Any) -> Any:
+        return math.sin(x) * 2.0  # Python's math: not traceable
+
+    xs = np.array([0.5, -1.0, 2.0])
+    with pytest.warns(RuntimeWarning, match=r"by float\(\) \(or math\)"):
+        got = tg.vmap(f)(xs)
+    np.testing.assert_array_equal(got, [f(x) for x in xs])
 
 
 ROUTES = "needs the replay branch's routes (an exception of a recorded op, format)"

@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from tapegrad.handle import Handle
+from tapegrad.handle import ConversionError, Handle
 from tapegrad.programs.jit import Cache as _Cache
 from tapegrad.programs.jit import signature
 from tapegrad.programs.program import Program
@@ -70,6 +70,7 @@ _ROUTE_WARNING = (
     "sample (a loop). tapegrad.stop_gradient(x) is the recorded way to use a value as "
     "a constant, tapegrad.math the recorded math."
 )
+_SOMEWHERE = "a line of f not recorded"
 _BRANCH_WARNING = (
     "vmap({name}): {name} takes a new branch at nearly every sample ({traced} programs "
     "for {covered} samples cost more than a loop would), so tracing it stops: {name} runs "
@@ -527,7 +528,12 @@ class _Batch:
                         eager += _indices(xp, ~covered)
                         break
                     start = time.perf_counter()
-                trace = trace_call(self.f, *self.bound.sample(todo))
+                try:
+                    trace = trace_call(self.f, *self.bound.sample(todo))
+                except ConversionError:  # float(x), math.sin(x): f cannot be traced
+                    self.state.warn(_ROUTE_WARNING, route="float() (or math)", where=_SOMEWHERE)
+                    eager += _indices(xp, ~covered)
+                    break
                 program = Program(trace)
                 traced += 1
                 if program.captures_vars:
@@ -603,7 +609,7 @@ def _route(trace: Traced, program: Program) -> tuple[str, str] | None:
         route, where = routes[0]
         return str(route), str(where)
     if program.read_values:
-        return ".data of a traced Var", "f"
+        return ".data of a traced Var", _SOMEWHERE
     return None
 
 
