@@ -142,8 +142,10 @@ def test_an_array_of_vars_gives_an_array_of_vars_with_derivatives() -> None:
 # -- under jit -----------------------------------------------------------------------------
 
 
-def test_jit_of_vmap_compiles_without_a_warning_and_replays() -> None:
-    fast = tg.jit(tg.vmap(branchy))
+def test_jit_of_vmap_is_vmap_without_a_warning_and_replays() -> None:
+    batched = tg.vmap(branchy)
+    fast = tg.jit(batched)
+    assert fast is batched  # its programs are already replayed, on arrays
     x, y = RNG.normal(size=6), RNG.normal(size=6)
     for scale in (1.0, 2.0, -1.0):  # the first call traces; later ones replay or retrace
         got = no_warnings(functools.partial(fast, scale * x, y))

@@ -150,6 +150,9 @@ def vmap(
         with quiet:  # samples of other branches may divide by 0 before they are masked
             return _Batch(f, bound, state).run(out_axis, cache)
 
+    batched.cache = cache  # type: ignore[attr-defined]
+    # jit(vmap(f)) is vmap(f): its programs are already replayed (see tapegrad.jit).
+    batched.replays_programs = True  # type: ignore[attr-defined]
     return batched
 
 
