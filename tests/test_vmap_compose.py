@@ -19,9 +19,21 @@ from typing import Any
 import array_api_strict
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from program_checks import (
+    close,
+    examples,
+    near_points,
+    near_threshold,
+    on_vars,
+    outcome,
+    widest_gap,
+    with_guard,
+)
 
 import tapegrad as tg
 from tapegrad.context import note_route
+from tapegrad.testing import BUILTIN_OPS, Program, programs
 
 RNG = np.random.default_rng(16)
 
@@ -382,3 +394,57 @@ def test_a_formatted_traced_value_is_not_replayed() -> None:
         warnings.simplefilter("ignore")
         got = tg.vmap(f)(xs)
     np.testing.assert_array_equal(got, [f(x) for x in xs])
+
+
+# -- random programs -----------------------------------------------------------------------
+
+# As tests/test_vmap.py: ops that vmap computes as f does, up to ulps.
+OPS = [
+    name
+    for name in BUILTIN_OPS
+    if name not in ("round", "fmod", "floor", "ceil", "trunc", "scaled_pow")
+]
+
+
+def clear_points(f: Callable[..., Any], prog: Program, threshold: float) -> list[tuple[float, ...]]:
+    """Points near the program's inputs where f is finite on floats and Vars, off the guard."""
+    points = []
+    for p in near_points(prog.inputs):
+        r, rv = outcome(f, *p), outcome(on_vars(f), *p)
+        if r[0] == "ok" and rv[0] == "ok" and not near_threshold(prog(*p), threshold):
+            try:
+                if math.isfinite(f(*p)):
+                    points.append(p)
+            except TypeError:  # a complex number
+                continue
+    return points
+
+
+@examples(0.5)
+@given(prog=programs(max_ops=12, ops=OPS))
+def test_random_programs_nested_and_under_grad_match_loops(prog: Program) -> None:
+    n = prog.n_inputs
+    threshold = widest_gap([prog(*p) for p in near_points(prog.inputs)])
+    f = with_guard(prog, threshold)
+    points = clear_points(f, prog, threshold)
+    assume(len(points) >= 2)
+    points = points[: 2 * (len(points) // 2)]
+    rows = [points[: len(points) // 2], points[len(points) // 2 :]]
+    grid = [np.array([[p[j] for p in row] for row in rows]) for j in range(n)]
+    nested = tg.vmap(tg.vmap(f))(*grid)
+    want = np.array([[f(*p) for p in row] for row in rows])
+    assert nested.shape == want.shape
+    for a, b in zip(nested.flat, want.flat):
+        assert close(float(a), float(b), 1e-12, scale=1.0), (a, b)
+    # d/dw_j of sum_i f(w_1 x_i1, ..., w_n x_in) at w = 1: sum_i x_ij (df/dx_j)(x_i)
+    flat = [np.array([p[j] for p in points]) for j in range(n)]
+
+    def total(*ws: Any) -> Any:
+        return tg.vmap(f)(*[c * w for c, w in zip(flat, ws)]).sum()
+
+    got = tg.grad(total, argnums=tuple(range(n)))(*([1.0] * n))
+    slopes = [tg.grad(f, argnums=tuple(range(n)))(*p) for p in points]
+    for j in range(n):
+        loop = sum(p[j] * s[j] for p, s in zip(points, slopes))
+        scale = max(1.0, sum(abs(p[j] * s[j]) for p, s in zip(points, slopes)))
+        assert close(float(got[j]), float(loop), 1e-10, scale=scale), (j, got, loop)
