@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable
 from typing import Any
 
@@ -199,6 +199,10 @@ def test_in_axes_is_a_pytree_prefix_of_the_arguments() -> None:
     pair = [RNG.normal(size=3), RNG.normal(size=3)]
     got = tg.vmap(lambda p: p[0] * p[1])(pair)
     np.testing.assert_allclose(got, pair[0] * pair[1], rtol=1e-15)
+    # a namedtuple prefix for a namedtuple argument
+    Pair = namedtuple("Pair", "a b")
+    got = tg.vmap(lambda p: p.a * p.b, in_axes=(Pair(0, None),))(Pair(xs[:, 0], 3.0))
+    np.testing.assert_array_equal(got, xs[:, 0] * 3.0)
     # a list of entries is read as the tuple (as JAX does), numpy ints are ints
     np.testing.assert_allclose(
         tg.vmap(branchy, in_axes=[np.int64(0), None])(xs[:, 0], 2.0),
@@ -276,6 +280,15 @@ def test_bool_outputs_stay_bool(namespace: Any) -> None:
     assert [bool(v) for v in got] == [True, False, False]  # NaN > 0 is False, as f says
     both = tg.vmap(lambda x: (x > 0, x * 2.0))(xs[:2])
     assert both[0].dtype == namespace.bool and both[1].dtype == namespace.float64
+
+
+def test_numpy_bool_results_of_f_itself_stay_bool() -> None:
+    def f(x: Any) -> Any:
+        return np.bool_(float(x) > 0)  # float(): not traceable, so f runs on each sample
+
+    with pytest.warns(RuntimeWarning, match="float"):
+        got = tg.vmap(f)(np.array([1.0, -1.0]))
+    assert got.dtype == np.bool_ and got.tolist() == [True, False]
 
 
 # -- the numbered patterns, on vmap's side -------------------------------------------------

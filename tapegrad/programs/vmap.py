@@ -52,7 +52,6 @@ from tapegrad.programs.jit import signature
 from tapegrad.programs.program import Program
 from tapegrad.programs.recording import Traced, trace_call
 from tapegrad.pytree import SCALAR, TreeDef, flatten, is_scalar
-from tapegrad.pytree import _sort_keys as sort_keys
 
 __all__ = ["vmap"]
 
@@ -207,7 +206,8 @@ def _checked_axes(spec: Any, where: str) -> Any:
     if _is_int(spec):
         return int(spec)
     if isinstance(spec, (list, tuple)):
-        return type(spec)(_checked_axes(s, f"{where}[{k}]") for k, s in enumerate(spec))
+        items = [_checked_axes(s, f"{where}[{k}]") for k, s in enumerate(spec)]
+        return items if isinstance(spec, list) else tuple(items)
     if isinstance(spec, dict):
         return {k: _checked_axes(v, f"{where}[{k!r}]") for k, v in spec.items()}
     raise TypeError(
@@ -281,8 +281,8 @@ def _collect_columns(tree: Any, size: int, columns: list[Any]) -> None:
     elif isinstance(tree, (list, tuple)):
         for child in tree:
             _collect_columns(child, size, columns)
-    elif isinstance(tree, dict):
-        for key in sort_keys(tree):
+    elif isinstance(tree, dict):  # in the key order flatten gives (its TreeDef's keys)
+        for key in flatten(dict.fromkeys(tree), static=True)[1].keys:
             _collect_columns(tree[key], size, columns)
     elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
         for field in dataclasses.fields(tree):
@@ -659,7 +659,10 @@ def _column(xp: Any, values: list[Any]) -> Any:
 
 
 def _is_bool(v: Any) -> bool:
-    return v.__class__ is bool or v.__class__.__name__ == "bool_"
+    if v.__class__ is bool:
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(v, np.bool_)
 
 
 def _where(xp: Any, mask: Any, new: Any, old: Any) -> Any:
