@@ -252,12 +252,19 @@ class _Batched:
 class _Bound:
     """The arguments of one call with every batched array replaced by a ``_Batched``."""
 
-    def __init__(self, tree: Any, xp: Any, size: int, has_vars: bool) -> None:
+    def __init__(self, tree: Any, xp: Any, size: int, has_vars: bool, fixed: list[bool]) -> None:
         self.tree, self.xp, self.size, self.has_vars = tree, xp, size, has_vars
+        self.fixed = fixed  # per positional argument: in_axes None (nothing batched in it)
 
     def sample(self, i: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """The arguments of sample ``i``, as ``f`` sees them."""
-        args, kwargs = _map_batched(self.tree, lambda b: b.sample(i))
+        args, kwargs = self.tree
+        args = tuple(
+            a if fixed else _map_batched(a, lambda b: b.sample(i))
+            for a, fixed in zip(args, self.fixed)
+        )
+        if kwargs:
+            kwargs = {k: _map_batched(v, lambda b: b.sample(i)) for k, v in kwargs.items()}
         return args, kwargs
 
     def columns(self) -> list[Any]:
@@ -282,7 +289,8 @@ def _collect_columns(tree: Any, size: int, columns: list[Any]) -> None:
         for child in tree:
             _collect_columns(child, size, columns)
     elif isinstance(tree, dict):  # in the key order flatten gives (its TreeDef's keys)
-        for key in flatten(dict.fromkeys(tree), static=True)[1].keys:
+        order = flatten(dict.fromkeys(tree), static=True)[1].keys if tree else ()
+        for key in order:
             _collect_columns(tree[key], size, columns)
     elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
         for field in dataclasses.fields(tree):
@@ -382,7 +390,8 @@ class _Binder:
             import numpy
 
             xp = numpy  # a loop of f: its results are numpy arrays (of Vars)
-        return _Bound((new_args, new_kwargs), xp, size, self.has_vars)
+        fixed = [axis is None for axis in per_arg]
+        return _Bound((new_args, new_kwargs), xp, size, self.has_vars, fixed)
 
     def walk(self, tree: Any, axis: Axes, path: str) -> Any:
         """``tree`` with the arrays ``axis`` (a prefix of its structure) batches bound."""
