@@ -14,6 +14,7 @@ import math
 import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import array_api_strict
@@ -253,6 +254,20 @@ def test_in_axes_that_do_not_fit_the_arguments_name_the_argument() -> None:
         g([np.zeros(2)])
     with pytest.raises(TypeError, match=r"argument 0\['b'\] is batched .* float"):
         tg.vmap(lambda d: d["a"])({"a": np.zeros(2), "b": 1.0})
+
+
+def test_unhashable_and_non_numeric_fixed_arguments_are_handed_to_f() -> None:
+    xs = np.array([1.0, -2.0])
+    config = SimpleNamespace(scale=2.0)  # unhashable: no program is kept for it
+    got = tg.vmap(lambda x, c: x * c.scale if x > 0 else x, in_axes=(0, None))(xs, config)
+    np.testing.assert_array_equal(got, [2.0, -2.0])
+    names = np.array(["ab", "c"])
+    got = tg.vmap(lambda x, s, n: x * len(s) + len(n[0]), in_axes=(0, None, None))(
+        xs, {1, 2, 3}, names
+    )
+    np.testing.assert_array_equal(got, [5.0, -4.0])
+    with pytest.raises(TypeError, match=r"argument 0 is batched .* array of <U2"):
+        tg.vmap(lambda n: 1.0)(names)
 
 
 # -- outputs -------------------------------------------------------------------------------

@@ -438,10 +438,16 @@ class _Binder:
 
     def array(self, x: Any, axis: int, path: str) -> _Batched:
         dtype = x.dtype
-        if getattr(dtype, "kind", "") == "c" or "complex" in str(dtype):
+        kind = getattr(dtype, "kind", "")
+        if kind == "c" or "complex" in str(dtype):
             raise TypeError(
                 f"vmap: {path} is a complex array ({dtype}); tapegrad computes with real "
                 "numbers: pass its real and imaginary parts (x.real, x.imag) as two arrays"
+            )
+        if kind and kind not in "fiubO":
+            raise TypeError(
+                f"vmap: {path} is batched (in_axes {axis}) but is an array of {dtype}, not of "
+                "numbers: pass it with in_axes None (the same for every sample)"
             )
         ndim = len(x.shape)
         if not -ndim <= axis < ndim:
@@ -533,6 +539,10 @@ class _Batch:
         """The programs of ``f`` over the batch, and ``f`` itself where they do not hold."""
         xp, size = self.xp, self.size
         key, _ = signature(*self.bound.sample(0))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable fixed argument (a config object): no cache
+            key = None
         if key is not None and key in self.state.branchy:
             return self.assemble(None, self.rows(range(size)))
         columns = self.bound.columns()
