@@ -656,7 +656,7 @@ def _route(trace: Traced, program: Program) -> tuple[str, str] | None:
     if routes:
         route, where = routes[0]
         return str(route), str(where)
-    if program.read_values:
+    if getattr(program, "read_values", False):  # noted as a route once routes cover .data
         return ".data of a traced Var", _SOMEWHERE
     return None
 
