@@ -268,6 +268,10 @@ def jit(f: Callable[P, R], *, max_cache: int = 64) -> Callable[P, R]:
         raise TypeError(f"jit: f must be callable, got {type(f).__name__} {f!r}")
     if not isinstance(max_cache, int) or isinstance(max_cache, bool) or max_cache < 1:
         raise ValueError(f"jit: max_cache must be a positive int, got {max_cache!r}")
+    if getattr(f, "replays_programs", False):
+        # vmap(f) already replays guarded programs, on arrays: tracing it would
+        # unroll its batch into one program that grows with the batch.
+        return f
     cache = Cache(max_cache)
     warned: set[str] = set()
     # Signatures at which f runs itself: it converts a Var (float()), a value

@@ -326,7 +326,7 @@ def _in_floats(guard: Guard) -> Guard:
         try:
             f = float(n)
         except OverflowError:  # beyond the floats: every finite float is on one side
-            f = math.copysign(math.inf, n)
+            f = math.inf if n > 0 else -math.inf  # (copysign would convert n, and overflow)
         if f == n:
             return guard
         below = f if f < n else math.nextafter(f, -math.inf)
