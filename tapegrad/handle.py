@@ -266,7 +266,7 @@ class Handle:
         note_route("str()/repr()")
         label = self.label
         extra = f", label={label!r}" if label else ""
-        return f"Value(data={_data(self)}, grad={self.grad}{extra})"
+        return f"Value(data={_data(self)}, grad={self._stored_grad()}{extra})"
 
     def __format__(self, spec: str) -> str:
         if not spec:

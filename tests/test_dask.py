@@ -153,7 +153,7 @@ def test_a_function_that_raises_at_every_probe_is_traced_at_the_first_sample() -
 
 def test_the_block_program_pickles_and_traces_again_where_it_is_unpickled() -> None:
     xs = np.linspace(-2.0, 2.0, 9)
-    program = BlockProgram(tg.value_and_grad(log_or_sqrt), [0], {}, {}, max_cache=8)
+    program = BlockProgram(tg.value_and_grad(log_or_sqrt), [0], {}, {}, max_cache=8, vmap=tg.vmap)
     copy = pickle.loads(cloudpickle.dumps(program))  # as distributed sends it to workers
     assert copy.token == program.token and copy.f is not program.f
     dask_blocks._PROGRAMS.clear()  # as in a new process: no program traced yet

@@ -217,7 +217,6 @@ def test_a_dict_argument_is_batched_by_key() -> None:
     np.testing.assert_array_equal(tg.vmap(lambda d: d["b"] - d["a"])(d), [0.5, 1.75])
 
 
-@pytest.mark.xfail(strict=True, reason="needs the replay branch: a traced dict keeps its class")
 def test_a_dict_argument_keeps_its_class_and_order_while_traced() -> None:
     seen: list[Any] = []
 
@@ -394,10 +393,6 @@ def test_f_that_converts_to_float_is_a_loop_with_a_warning() -> None:
     np.testing.assert_array_equal(got, [f(x) for x in xs])
 
 
-ROUTES = "needs the replay branch's routes (an exception of a recorded op, format)"
-
-
-@pytest.mark.xfail(strict=True, reason=ROUTES)
 def test_samples_where_a_caught_op_raises_are_computed_by_f() -> None:
     def safe_log(x: Any) -> Any:
         try:
@@ -412,7 +407,6 @@ def test_samples_where_a_caught_op_raises_are_computed_by_f() -> None:
     np.testing.assert_array_equal(got, [safe_log(x) for x in xs])
 
 
-@pytest.mark.xfail(strict=True, reason=ROUTES)
 def test_a_formatted_traced_value_is_not_replayed() -> None:
     def f(x: Any) -> Any:
         return float(format(x, ".17g")) * 2.0

@@ -68,9 +68,13 @@ class BlockProgram:
         fixed: dict[int, Any],
         kwargs: dict[str, Any],
         max_cache: int,
+        vmap: Callable[..., Callable[..., Any]],
     ) -> None:
         self.f, self.axes, self.fixed, self.kwargs = f, axes, fixed, kwargs
         self.max_cache = max_cache
+        # tapegrad.vmap itself, handed in (it pickles by reference): this
+        # module is imported by vmap's module and does not import it back.
+        self.vmap = vmap
         self.token = uuid.uuid4().hex
 
     def __dask_tokenize__(self) -> str:
@@ -88,9 +92,7 @@ class BlockProgram:
                 _PROGRAMS.move_to_end(self.token)
         fn: Callable[..., Any] | None = getattr(local, "fn", None)
         if fn is None:
-            from tapegrad.programs.vmap import vmap
-
-            fn = local.fn = vmap(self.f, in_axes=self.axes, max_cache=self.max_cache)
+            fn = local.fn = self.vmap(self.f, in_axes=self.axes, max_cache=self.max_cache)
         return fn
 
     def results(self, *blocks: Any) -> Any:
@@ -113,8 +115,12 @@ def map_over_blocks(
     axes: list[int | None],
     out_axes: int,
     max_cache: int,
+    vmap: Callable[..., Callable[..., Any]],
 ) -> Any:
-    """``vmap(f, axes, out_axes)(*args, **kwargs)`` as lazy Dask arrays (see the module)."""
+    """``vmap(f, axes, out_axes)(*args, **kwargs)`` as lazy Dask arrays (see the module).
+
+    ``vmap`` is :func:`tapegrad.vmap`, which each block runs on numpy arrays.
+    """
     # Typed as Any on purpose: dask is optional, so mypy may not see it at all.
     dask: Any = importlib.import_module("dask")
     da: Any = importlib.import_module("dask.array")
@@ -168,7 +174,7 @@ def map_over_blocks(
         for x in batched
     ]
     block_axes = [None if axis is None else 0 for axis in axes]
-    program = BlockProgram(f, block_axes, fixed, kwargs, max_cache)
+    program = BlockProgram(f, block_axes, fixed, kwargs, max_cache, vmap)
     structure = _probe(program, batched, dask, np)
     arrays, rebuild = _leaves(structure)
 

@@ -38,12 +38,14 @@ import re
 import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tapegrad.programs.program import Program
 from tapegrad.programs.pysource import GuardFailed, python_source
 from tapegrad.programs.recording import Const
 from tapegrad.pytree import TreeDef
+
+if TYPE_CHECKING:  # program.py's Program.export calls this module
+    from tapegrad.programs.program import Program
 
 __all__ = ["export", "export_source", "undefined_names"]
 
@@ -69,7 +71,7 @@ def export(
 
 def export_source(program: Program, arrays: bool = False, in_axes: Axes = 0) -> str:
     """The text of the module :func:`export` writes."""
-    if not isinstance(program, Program):
+    if not all(hasattr(program, a) for a in ("steps", "guards", "outputs", "in_tree")):
         raise TypeError(f"export: expected a tapegrad Program, got {type(program).__name__}")
     if program.captures_vars:
         raise ValueError(

@@ -147,7 +147,7 @@ def vmap(
         if any(dask_blocks.is_dask(x) for x in (*args, *kwargs.values())):
             # lazily, block by block
             flat = _dask_axes(axes, args, kwargs)
-            return dask_blocks.map_over_blocks(f, args, kwargs, flat, out_axis, max_cache)
+            return dask_blocks.map_over_blocks(f, args, kwargs, flat, out_axis, max_cache, vmap)
         bound = _Binder().bind(axes, args, kwargs)
         np = sys.modules.get("numpy")
         quiet = np.errstate(all="ignore") if np is not None else contextlib.nullcontext()
