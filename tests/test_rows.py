@@ -245,6 +245,17 @@ def test_numpy_ufuncs_the_rows_name_run_on_vars(name: str, ufunc: str) -> None:
     assert out.data == rule.forward(*free, *([0.0] if len(free) < len(args) else []))
 
 
+def test_docs_list_exactly_the_numpy_ufuncs_that_run_on_vars() -> None:
+    text = (ROOT / "docs" / "numpy.md").read_text()
+    start = text.index("numpy's ufuncs with a tapegrad counterpart")
+    listed = set(text[text.index("`add ", start) :].split("`")[1].split())
+    from tapegrad.operators import _NUMPY_UFUNCS
+
+    comparisons = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+    assert listed == set(_NUMPY_UFUNCS) - comparisons
+    assert {u for r in RULES.values() for u in r.names.numpy} <= listed
+
+
 def load_generator() -> Any:
     spec = importlib.util.spec_from_file_location("_gen_rows", ROOT / "tools" / "gen_fastpaths.py")
     assert spec is not None and spec.loader is not None
@@ -267,6 +278,24 @@ def test_every_row_has_test_inputs_and_an_arity_to_match() -> None:
 
 
 # -- values ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ROWS if RULES[n].domain is not None))
+def test_test_inputs_keep_away_from_where_the_forward_raises(name: str) -> None:
+    """Where the forward has a domain error at finite inputs, the row's distance says: outside.
+
+    (Overflow is left out: the test ranges keep far from it, and say so.)
+    """
+    rule = RULES[name]
+    for case in cases(rule):
+        for p in case.points:
+            if all(math.isfinite(x) for x in p) and outcome(case.forward, *p) in (
+                ValueError,
+                ZeroDivisionError,
+            ):
+                assert rule.inputs is not None and rule.inputs.distance is not None, name
+                d = rule.inputs.distance(*p)
+                assert d is False or (d is not True and d <= 0.0), f"{name}{p}: distance {d}"
 
 
 @pytest.mark.parametrize("name", ROWS)
