@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import pytest  # noqa: E402
 
 import tapegrad.testing  # noqa: E402
-from tapegrad.rules import RULES, Domain, Inputs, Names, Rule  # noqa: E402
+from tapegrad.rules import RULES, Domain, Rule  # noqa: E402
 
 FILES = ["tests/test_rows.py", "tests/test_rules.py", "tests/test_check_grads.py"]
 # Tests of the whole table, run for every mutant (besides the row's own).
@@ -139,7 +139,7 @@ def mutations(rule: Rule) -> list[Mutation]:
 
 
 def _replace(items: tuple[Any, ...], i: int, new: Any) -> tuple[Any, ...]:
-    return items[:i] + (new,) + items[i + 1 :]
+    return (*items[:i], new, *items[i + 1 :])
 
 
 @contextlib.contextmanager
