@@ -80,7 +80,10 @@ class Operators:
             from tapegrad.handle import concrete  # handle builds on this module
 
             round(concrete(self))  # NaN and inf raise here, as Python's round(x) does
-        return self._record(RULES["round"], (self, float(ndigits or 0)))
+        # ndigits None is NaN for the rule: round(x) through an int (see rules._round).
+        return self._record(
+            RULES["round"], (self, float("nan") if ndigits is None else float(ndigits))
+        )
 
     def __floor__(self) -> Var:
         return self._record(RULES["floor"], (self,))

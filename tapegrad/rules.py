@@ -262,7 +262,13 @@ def _maximum(x: float, y: float) -> float:
 
 
 def _round(x: float, ndigits: float) -> float:
-    """Python's ``round(x, ndigits)`` as a float (half to even)."""
+    """Python's ``round(x, ndigits)`` as a float (half to even).
+
+    A NaN ``ndigits`` stands for none: Python's ``round(x)``, an int (so
+    ``-0.4`` gives ``0.0``, not ``-0.0``), which raises for inf and NaN.
+    """
+    if ndigits != ndigits:
+        return float(round(x))
     return float(round(x, int(ndigits)))
 
 
@@ -501,6 +507,8 @@ def _xp_round(xp: Any, x: Any, ndigits: Any) -> Any:
     takes the float forward element by element: exact, at Python's speed.
     """
     n = float(ndigits)
+    if n != n:
+        return xp.round(x) + 0.0  # round(x): through an int, so -0.0 becomes 0.0
     if n == 0.0:
         return xp.round(x)  # as round(x, 0): half to even, -0.0 stays -0.0
     return _per_element(xp, _round_or_raises, x, int(n))
@@ -508,6 +516,8 @@ def _xp_round(xp: Any, x: Any, ndigits: Any) -> Any:
 
 def _round_domain(xp: Any, x: Any, ndigits: Any) -> Any:
     n = float(ndigits)
+    if n != n:
+        return ~xp.isfinite(x)  # round(x) of inf or NaN: no int
     if not math.isfinite(n):
         return xp.ones_like(x) == 1.0  # int(ndigits) raises for every sample
     if n >= 0.0:
@@ -789,12 +799,12 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     Rule("trunc",   "trunc", lambda x: float(math.trunc(x)), (_zero,),
          Names(("trunc",), (), ("trunc",)), _xp_trunc, _NOT_FINITE,
          Inputs(_R, off_integers, (0.0, 1.0))),
-    # round(x, ndigits); a program calls round(x) (ndigits 0: Python's round(x, 0), -0.0 kept).
+    # round(x, ndigits); round(x) records ndigits NaN (Python's round(x): an int, so never -0.0).
     Rule("round",   "round", _round,               (_zero,                         _zero),
          Names((), (), ("rint",), "round"), _xp_round,
          Domain((OverflowError, ValueError), _round_domain),
          Inputs((*_R, (0.0, 0.0)), lambda x: off_integers(x + 0.5), (0.5, -0.5, 2.5), _EXACT,
-                (None, (0.0, 2.0, -1.0, -308.0)), _round_call)),
+                (None, (math.nan, 0.0, 2.0, -1.0, -308.0)), _round_call)),
     # atan2(y, x) is called with y first, like math.atan2: here "x" is the first input.
     Rule("atan2",   "atan2", math.atan2,           (lambda x, y, out: _atan2_partial(y, x, y),
                                                     lambda x, y, out: _atan2_partial(-x, x, y)),
