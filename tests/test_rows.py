@@ -31,6 +31,7 @@ import ast
 import importlib.util
 import itertools
 import math
+import operator
 import struct
 import sys
 from collections.abc import Callable, Sequence
@@ -253,7 +254,33 @@ def test_docs_list_exactly_the_numpy_ufuncs_that_run_on_vars() -> None:
 
     comparisons = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
     assert listed == set(_NUMPY_UFUNCS) - comparisons
-    assert {u for r in RULES.values() for u in r.names.numpy} <= listed
+    # numpy's ufuncs of no row: their object loops call operators (np.square: a * a).
+    of_no_row = {"divmod", "positive", "square", "reciprocal", "sign", "conjugate"}
+    assert listed == {u for r in RULES.values() for u in r.names.numpy} | of_no_row
+
+
+# Python's operators on Vars, and the row each records.
+OPERATORS: dict[tuple[str, int], Callable[..., Any]] = {
+    ("+", 2): operator.add,
+    ("-", 2): operator.sub,
+    ("*", 2): operator.mul,
+    ("/", 2): operator.truediv,
+    ("**", 2): operator.pow,
+    ("//", 2): operator.floordiv,
+    ("%", 2): operator.mod,
+    ("-", 1): operator.neg,
+    ("abs", 1): abs,
+    ("round", 2): lambda x, n: round(x, int(n.data)),
+}
+
+
+def test_each_operator_records_the_row_that_names_it() -> None:
+    named = {(r.names.operator, r.arity): r for r in RULES.values() if r.names.operator}
+    assert set(named) == set(OPERATORS)
+    for key, rule in named.items():
+        args = [tg.Var(a) for a in inside(rule)]
+        out = OPERATORS[key](*args)
+        assert out._tape.rules[out._index] is rule, key
 
 
 def load_generator() -> Any:
