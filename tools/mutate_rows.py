@@ -41,7 +41,8 @@ from tapegrad.rules import RULES, Domain, Rule  # noqa: E402
 FILES = ["tests/test_rows.py", "tests/test_rules.py", "tests/test_check_grads.py"]
 # Tests of the whole table, run for every mutant (besides the row's own).
 TABLE_TESTS = (
-    "binds or methods or ufuncs or docs_list or fast_paths or every_row or has_a_reference"
+    "binds or methods or ufuncs or docs_list or each_operator or fast_paths or every_row"
+    " or has_a_reference"
 )
 
 Mutation = tuple[str, Callable[[Rule], dict[str, Any]]]
