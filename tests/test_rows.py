@@ -45,7 +45,7 @@ from hypothesis import given, settings
 
 import tapegrad as tg
 from tapegrad import math as tm
-from tapegrad.rules import RULES, Rule
+from tapegrad.rules import RULES, UNKNOWN_DOMAIN, Rule
 from tapegrad.rules import call as apply_rule
 from tapegrad.testing import BUILTIN_OPS, UNCHECKABLE, inputs_for
 
@@ -299,6 +299,8 @@ def test_fast_paths_are_generated_for_exactly_the_rows_that_say_so() -> None:
 
 def test_every_row_has_test_inputs_and_an_arity_to_match() -> None:
     for rule in RULES.values():
+        # A row states its domain (None: never raises); "unknown" is for custom primitives.
+        assert rule.domain is not UNKNOWN_DOMAIN, rule.name
         assert rule.inputs is not None, rule.name
         assert len(rule.inputs.ranges) == rule.arity, rule.name
         assert len(rule.inputs.constants) <= rule.arity, rule.name
