@@ -75,7 +75,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Rule", "RULES", "Names", "Domain", "Inputs", "call"]
+__all__ = ["Rule", "RULES", "Names", "Domain", "Inputs", "UNKNOWN_DOMAIN", "call"]
 
 # Partials receive floats or Vars; they are generic on purpose (see above).
 Partial = Callable[..., Any]
