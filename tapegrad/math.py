@@ -15,7 +15,10 @@ rules behind them, values and derivatives, are in :mod:`tapegrad.rules`.
 What differs from ``math``: ``floor``, ``ceil`` and ``trunc`` return floats
 (``math`` returns ints), since on a Var they return a Var; ``abs`` is here too
 (the builtin works on Vars as well); ``relu``, ``sigmoid``, ``softplus``,
-``minimum``, ``maximum``, ``sum`` and ``dot`` are additions. The predicates
+``minimum``, ``maximum``, ``logaddexp``, ``erfc`` (``math.erfc`` on floats),
+``sum`` and ``dot`` are additions. Each function is bound from a row of the
+rule table (its ``names.math``): a new row with a name there is a new
+function here. The predicates
 ``isfinite``, ``isinf`` and ``isnan`` return ``bool``; on a Var, while
 :func:`tapegrad.trace` records, they are recorded as guards, like comparisons.
 """
@@ -24,6 +27,7 @@ What differs from ``math``: ``floor``, ``ceil`` and ``trunc`` return floats
 # exactly the functions and constants of __all__ (a drop-in for ``math``).
 import math as _math
 from collections.abc import Iterable as _Iterable
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 from typing import Protocol as _Protocol
 from typing import overload as _overload
@@ -33,18 +37,9 @@ from tapegrad.handle import compare as _compare
 from tapegrad.handle import is_real as _is_real
 from tapegrad.record import evaluate as _evaluate
 from tapegrad.rules import RULES as _RULES
+from tapegrad.rules import Rule as _Rule
 from tapegrad.var import Var as _Var
 from tapegrad.var import dot
-
-__all__ = [
-    "relu", "tanh", "exp", "log", "sigmoid", "sin", "cos", "tan", "sqrt", "abs",
-    "log1p", "expm1", "sinh", "cosh", "asin", "acos", "atan", "atan2",
-    "softplus", "erf", "minimum", "maximum", "hypot", "pow",
-    "log2", "log10", "exp2", "cbrt", "asinh", "acosh", "atanh", "copysign",
-    "fabs", "fmod", "floor", "ceil", "trunc", "isfinite", "isinf", "isnan",
-    "sum", "prod", "dot",
-    "pi", "e", "tau", "inf", "nan",
-]  # fmt: skip
 
 pi = _math.pi
 e = _math.e
@@ -80,9 +75,7 @@ def _check(name: str, x: object) -> None:
         raise TypeError(f"{name}() needs a real number or a Var, not {type(x).__name__}: {x!r}")
 
 
-def _unary(name: str, rule_name: str | None = None) -> _Unary:
-    rule = _RULES[rule_name or name]
-
+def _unary(name: str, rule: _Rule) -> _Unary:
     def fn(x: _Any) -> _Any:
         if isinstance(x, _Handle):
             return x._record(rule, (x,))
@@ -94,9 +87,7 @@ def _unary(name: str, rule_name: str | None = None) -> _Unary:
     return fn
 
 
-def _binary(name: str) -> _Binary:
-    rule = _RULES[name]
-
+def _binary(name: str, rule: _Rule) -> _Binary:
     def fn(x: _Any, y: _Any) -> _Any:
         _check(name, x)
         _check(name, y)
@@ -107,47 +98,63 @@ def _binary(name: str) -> _Binary:
         return _evaluate(rule, (float(x), float(y)))
 
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"{name}(x, y) on floats or Vars; see tapegrad.rules.RULES[{name!r}]."
+    fn.__doc__ = f"{name}(x, y) on floats or Vars; see tapegrad.rules.RULES[{rule.name!r}]."
     return fn
 
 
-relu: _Unary = _unary("relu")
-tanh: _Unary = _unary("tanh")
-exp: _Unary = _unary("exp")
-log: _Unary = _unary("log")
-sigmoid: _Unary = _unary("sigmoid")
-sin: _Unary = _unary("sin")
-cos: _Unary = _unary("cos")
-tan: _Unary = _unary("tan")
-sqrt: _Unary = _unary("sqrt")
-abs: _Unary = _unary("abs")  # noqa: A001 - the public name is the primitive's name
-fabs: _Unary = _unary("fabs", "abs")
-log1p: _Unary = _unary("log1p")
-expm1: _Unary = _unary("expm1")
-sinh: _Unary = _unary("sinh")
-cosh: _Unary = _unary("cosh")
-asin: _Unary = _unary("asin")
-acos: _Unary = _unary("acos")
-atan: _Unary = _unary("atan")
-softplus: _Unary = _unary("softplus")
-erf: _Unary = _unary("erf")
-log2: _Unary = _unary("log2")
-log10: _Unary = _unary("log10")
-exp2: _Unary = _unary("exp2")
-cbrt: _Unary = _unary("cbrt")
-asinh: _Unary = _unary("asinh")
-acosh: _Unary = _unary("acosh")
-atanh: _Unary = _unary("atanh")
-floor: _Unary = _unary("floor")
-ceil: _Unary = _unary("ceil")
-trunc: _Unary = _unary("trunc")
-atan2: _Binary = _binary("atan2")
-minimum: _Binary = _binary("minimum")
-maximum: _Binary = _binary("maximum")
-hypot: _Binary = _binary("hypot")
-pow: _Binary = _binary("pow")  # noqa: A001
-copysign: _Binary = _binary("copysign")
-fmod: _Binary = _binary("fmod")
+if _TYPE_CHECKING:  # the bindings below, for type checkers (tests/test_rows.py: exactly the rows')
+    relu: _Unary
+    tanh: _Unary
+    exp: _Unary
+    log: _Unary
+    sigmoid: _Unary
+    sin: _Unary
+    cos: _Unary
+    tan: _Unary
+    sqrt: _Unary
+    abs: _Unary  # noqa: A001 - the public name is the primitive's name
+    fabs: _Unary
+    log1p: _Unary
+    expm1: _Unary
+    sinh: _Unary
+    cosh: _Unary
+    asin: _Unary
+    acos: _Unary
+    atan: _Unary
+    softplus: _Unary
+    erf: _Unary
+    erfc: _Unary
+    log2: _Unary
+    log10: _Unary
+    exp2: _Unary
+    cbrt: _Unary
+    asinh: _Unary
+    acosh: _Unary
+    atanh: _Unary
+    floor: _Unary
+    ceil: _Unary
+    trunc: _Unary
+    atan2: _Binary
+    minimum: _Binary
+    maximum: _Binary
+    hypot: _Binary
+    logaddexp: _Binary
+    pow: _Binary  # noqa: A001
+    copysign: _Binary
+    fmod: _Binary
+
+# One function per name in a row's ``names.math`` (tapegrad.rules), in table order.
+_BOUND: list[str] = []
+for _rule in _RULES.values():
+    for _name in _rule.names.math:
+        globals()[_name] = (_unary if _rule.arity == 1 else _binary)(_name, _rule)
+        _BOUND.append(_name)
+del _rule, _name
+
+__all__ = [
+    *_BOUND, "isfinite", "isinf", "isnan", "sum", "prod", "dot",
+    "pi", "e", "tau", "inf", "nan",
+]  # fmt: skip
 
 
 def isnan(x: _Any) -> bool:

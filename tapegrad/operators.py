@@ -70,7 +70,10 @@ class Operators:
             raise TypeError(f"round(): ndigits must be an int, not {type(ndigits).__name__}")
         if ndigits is None:
             round(concrete(self))  # NaN and inf raise here, as Python's round(x) does
-        return self._record(RULES["round"], (self, float(ndigits or 0)))
+        # ndigits None is NaN for the rule: round(x) through an int (see rules._round).
+        return self._record(
+            RULES["round"], (self, float("nan") if ndigits is None else float(ndigits))
+        )
 
     def __floor__(self) -> Var:
         return self._record(RULES["floor"], (self,))
@@ -90,153 +93,51 @@ class Operators:
             return cast("Var", NotImplemented)  # Python then tries the other side, or raises
         return self._record(rule, (x, y))
 
-    # -- methods, one per primitive (each also a function in tapegrad.math) --
+    # -- methods, one per name in a row's names.methods (tapegrad.rules) ---
+    # Bound after the class by _bind_methods; declared here for type checkers
+    # (tests/test_rows.py checks these are exactly the rows' method names).
 
-    def relu(self) -> Var:
-        """max(x, 0); relu'(0) = 0."""
-        return self._record(RULES["relu"], (self,))
+    if TYPE_CHECKING:
 
-    def tanh(self) -> Var:
-        """Hyperbolic tangent."""
-        return self._record(RULES["tanh"], (self,))
-
-    def exp(self) -> Var:
-        """e ** x."""
-        return self._record(RULES["exp"], (self,))
-
-    def log(self) -> Var:
-        """Natural logarithm; ValueError for x <= 0."""
-        return self._record(RULES["log"], (self,))
-
-    def sigmoid(self) -> Var:
-        """1 / (1 + exp(-x))."""
-        return self._record(RULES["sigmoid"], (self,))
-
-    def sin(self) -> Var:
-        """Sine."""
-        return self._record(RULES["sin"], (self,))
-
-    def cos(self) -> Var:
-        """Cosine."""
-        return self._record(RULES["cos"], (self,))
-
-    def tan(self) -> Var:
-        """Tangent."""
-        return self._record(RULES["tan"], (self,))
-
-    def sqrt(self) -> Var:
-        """Square root; ValueError for x < 0."""
-        return self._record(RULES["sqrt"], (self,))
-
-    def abs(self) -> Var:
-        """Absolute value; abs'(0) = 0."""
-        return self._record(RULES["abs"], (self,))
-
-    def log1p(self) -> Var:
-        """log(1 + x), accurate for small x."""
-        return self._record(RULES["log1p"], (self,))
-
-    def expm1(self) -> Var:
-        """exp(x) - 1, accurate for small x."""
-        return self._record(RULES["expm1"], (self,))
-
-    def sinh(self) -> Var:
-        """Hyperbolic sine."""
-        return self._record(RULES["sinh"], (self,))
-
-    def cosh(self) -> Var:
-        """Hyperbolic cosine."""
-        return self._record(RULES["cosh"], (self,))
-
-    def asin(self) -> Var:
-        """Arc sine; ValueError outside [-1, 1]."""
-        return self._record(RULES["asin"], (self,))
-
-    def acos(self) -> Var:
-        """Arc cosine; ValueError outside [-1, 1]."""
-        return self._record(RULES["acos"], (self,))
-
-    def atan(self) -> Var:
-        """Arc tangent."""
-        return self._record(RULES["atan"], (self,))
-
-    def atan2(self, x: Any) -> Var:
-        """atan2(self, x), the angle of the point (x, self), as math.atan2."""
-        return self._record(RULES["atan2"], (self, x))
-
-    def softplus(self) -> Var:
-        """log(1 + exp(x)), computed without overflow."""
-        return self._record(RULES["softplus"], (self,))
-
-    def erf(self) -> Var:
-        """Error function."""
-        return self._record(RULES["erf"], (self,))
-
-    def minimum(self, other: Any) -> Var:
-        """min(self, other); ties split the gradient evenly."""
-        return self._record(RULES["minimum"], (self, other))
-
-    def maximum(self, other: Any) -> Var:
-        """max(self, other); ties split the gradient evenly."""
-        return self._record(RULES["maximum"], (self, other))
-
-    def hypot(self, other: Any) -> Var:
-        """sqrt(self**2 + other**2) without overflow."""
-        return self._record(RULES["hypot"], (self, other))
-
-    def pow(self, other: Any) -> Var:
-        """self ** other."""
-        return self._record(RULES["pow"], (self, other))
-
-    # -- numpy's names, for ufuncs on object arrays of Vars (np.arcsin(a)) ---
-
-    def arcsin(self) -> Var:
-        """numpy's name of ``asin``."""
-        return self._record(RULES["asin"], (self,))
-
-    def arccos(self) -> Var:
-        """numpy's name of ``acos``."""
-        return self._record(RULES["acos"], (self,))
-
-    def arctan(self) -> Var:
-        """numpy's name of ``atan``."""
-        return self._record(RULES["atan"], (self,))
-
-    def arctan2(self, x: Any) -> Var:
-        """numpy's name of ``atan2``."""
-        return self._record(RULES["atan2"], (self, x))
-
-    def arcsinh(self) -> Var:
-        """numpy's name of ``asinh``."""
-        return self._record(RULES["asinh"], (self,))
-
-    def arccosh(self) -> Var:
-        """numpy's name of ``acosh``."""
-        return self._record(RULES["acosh"], (self,))
-
-    def arctanh(self) -> Var:
-        """numpy's name of ``atanh``."""
-        return self._record(RULES["atanh"], (self,))
-
-    def log2(self) -> Var:
-        """Base-2 logarithm."""
-        return self._record(RULES["log2"], (self,))
-
-    def log10(self) -> Var:
-        """Base-10 logarithm."""
-        return self._record(RULES["log10"], (self,))
-
-    def exp2(self) -> Var:
-        """2 ** x."""
-        return self._record(RULES["exp2"], (self,))
-
-    def cbrt(self) -> Var:
-        """Real cube root."""
-        return self._record(RULES["cbrt"], (self,))
-
-    def fabs(self) -> Var:
-        """numpy's ``fabs``: ``abs``."""
-        return self._record(RULES["abs"], (self,))
+        def relu(self) -> Var: ...
+        def tanh(self) -> Var: ...
+        def exp(self) -> Var: ...
+        def log(self) -> Var: ...
+        def sigmoid(self) -> Var: ...
+        def sin(self) -> Var: ...
+        def cos(self) -> Var: ...
+        def tan(self) -> Var: ...
+        def sqrt(self) -> Var: ...
+        def abs(self) -> Var: ...
+        def fabs(self) -> Var: ...
+        def log1p(self) -> Var: ...
+        def expm1(self) -> Var: ...
+        def sinh(self) -> Var: ...
+        def cosh(self) -> Var: ...
+        def asin(self) -> Var: ...
+        def arcsin(self) -> Var: ...
+        def acos(self) -> Var: ...
+        def arccos(self) -> Var: ...
+        def atan(self) -> Var: ...
+        def arctan(self) -> Var: ...
+        def arcsinh(self) -> Var: ...
+        def arccosh(self) -> Var: ...
+        def arctanh(self) -> Var: ...
+        def softplus(self) -> Var: ...
+        def erf(self) -> Var: ...
+        def erfc(self) -> Var: ...
+        def log2(self) -> Var: ...
+        def log10(self) -> Var: ...
+        def exp2(self) -> Var: ...
+        def cbrt(self) -> Var: ...
+        def atan2(self, x: Any) -> Var: ...
+        def arctan2(self, x: Any) -> Var: ...
+        def minimum(self, other: Any) -> Var: ...
+        def maximum(self, other: Any) -> Var: ...
+        def hypot(self, other: Any) -> Var: ...
+        def logaddexp(self, other: Any) -> Var: ...
+        def pow(self, other: Any) -> Var: ...
+        def fmod(self, other: Any) -> Var: ...
 
     def rint(self) -> Var:
         """Round half to even (numpy's ``rint``); derivative 0."""
@@ -308,63 +209,32 @@ _POW = RULES["pow"]
 _FLOORDIV = RULES["floordiv"]
 _MOD = RULES["mod"]
 
-# The numpy ufuncs that run on Vars (each through an operator or a method).
+
+def _method(name: str, rule: Rule) -> Any:
+    """``self.name(*others)``: ``rule`` applied to ``(self, *others)``."""
+
+    def method(self: Operators, *others: Any) -> Var:
+        if len(others) != rule.arity - 1:
+            raise TypeError(f"{name}() takes {rule.arity - 1} argument(s), got {len(others)}")
+        return self._record(rule, (self, *others))
+
+    method.__name__ = name
+    method.__qualname__ = f"Operators.{name}"
+    method.__doc__ = (
+        f"{rule.name} of this Var (and the arguments); see tapegrad.rules.RULES[{rule.name!r}]."
+    )
+    return method
+
+
+for _rule in RULES.values():
+    for _name in _rule.names.methods:
+        setattr(Operators, _name, _method(_name, _rule))
+
+# The numpy ufuncs that run on Vars: the rows' (each through an operator or a
+# method), and those computed from them (numpy's object loops call an
+# operator or a method: np.square(a) is a * a, np.sign(a) compares).
 _NUMPY_UFUNCS = frozenset(
-    [
-        "add",
-        "subtract",
-        "multiply",
-        "divide",
-        "true_divide",
-        "floor_divide",
-        "remainder",
-        "mod",
-        "divmod",
-        "power",
-        "negative",
-        "positive",
-        "absolute",
-        "fabs",
-        "sqrt",
-        "cbrt",
-        "square",
-        "reciprocal",
-        "exp",
-        "exp2",
-        "expm1",
-        "log",
-        "log2",
-        "log10",
-        "log1p",
-        "sin",
-        "cos",
-        "tan",
-        "arcsin",
-        "arccos",
-        "arctan",
-        "arctan2",
-        "sinh",
-        "cosh",
-        "tanh",
-        "arcsinh",
-        "arccosh",
-        "arctanh",
-        "hypot",
-        "minimum",
-        "maximum",
-        "fmod",
-        "copysign",
-        "floor",
-        "ceil",
-        "trunc",
-        "rint",
-        "sign",
-        "conjugate",
-        "less",
-        "less_equal",
-        "greater",
-        "greater_equal",
-        "equal",
-        "not_equal",
-    ]
+    [name for rule in RULES.values() for name in rule.names.numpy]
+    + ["divmod", "positive", "square", "reciprocal", "sign", "conjugate"]
+    + ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal"]
 )

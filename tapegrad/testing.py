@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ from hypothesis.strategies import DrawFn, SearchStrategy
 from tapegrad import math as tm
 from tapegrad.checking import DEFAULT_EPS, check_grads
 from tapegrad.engine import Var
-from tapegrad.rules import RULES, call
+from tapegrad.rules import EDGE as _EDGE
+from tapegrad.rules import RULES, Inputs, Rule, call
 
 __all__ = [
     "OpSpec",
@@ -71,13 +73,7 @@ __all__ = [
 # Every value of a generated program, at every point check_grads visits, is
 # at most this large: derivatives stay well scaled and nothing overflows.
 MAX_MAGNITUDE = 1e6
-# Distance kept from a domain edge (log at 0, asin at 1, a zero divisor ...).
-_EDGE = 1e-2
-# Distance kept from a kink (relu and abs at 0, minimum and maximum at a tie).
-_KINK = 1e-3
-# Functions that vary on a scale of 1 (sin, exp, tanh ...): their argument may
-# move at most half this much between two neighbouring sample points.
-_SCALE = 2.0
+# The distances kept from a domain edge and from a kink (tapegrad.rules.EDGE, KINK).
 # Offsets, in units of check_grads' first finite-difference step, of the
 # points on each coordinate line through the inputs where every op must be
 # safely inside its domain.
@@ -159,44 +155,8 @@ def op_spec(
 
 
 # ---------------------------------------------------------------------------
-# The built-in primitives: distances to domain edges and kinks
+# The built-in primitives: read from the rows of the rule table
 # ---------------------------------------------------------------------------
-
-
-def _smooth(*args: float) -> float:
-    """Smooth everywhere, varying on a scale of 1 (sin, exp, tanh ...)."""
-    return _SCALE
-
-
-def _tan_pole(x: float) -> float:
-    # Distance to the nearest pole pi/2 + k pi, keeping 0.05 away from it.
-    return min(math.pi / 2 - abs(x - math.pi * round(x / math.pi)) - 0.05, _SCALE)
-
-
-def _atan2_cut(y: float, x: float) -> float:
-    # Away from the origin and from the branch cut along the negative x-axis.
-    return (math.hypot(x, y) if x > 0.0 else min(math.hypot(x, y), abs(y))) - _EDGE
-
-
-def _apart(x: float, y: float) -> float:
-    return abs(x - y) / 2 - _KINK * max(1.0, abs(x), abs(y))
-
-
-def _round(x: Any) -> Any:
-    """``round(x)``: a Var for a Var, a float (not Python's int) for a float."""
-    return round(x) if isinstance(x, Var) else float(round(x))
-
-
-def _off_integers(t: float, scale: float = 1.0) -> float:
-    """Distance of ``t`` to the nearest integer, in units of ``scale``, less the kink margin."""
-    return abs(t - round(t)) * scale - _KINK * max(1.0, abs(t) * scale)
-
-
-def _quotient_kinks(x: float, y: float) -> float:
-    """Away from a zero divisor and from the jumps of x // y, x % y, fmod at integral x / y."""
-    if abs(y) <= _EDGE:
-        return abs(y) - _EDGE
-    return min(abs(y) - _EDGE, _off_integers(x / y, abs(y)))
 
 
 def _const_pow(x: float, c: float) -> float:
@@ -212,97 +172,71 @@ def _const_pow(x: float, c: float) -> float:
     return math.inf if c >= 2.0 else abs(x) - _EDGE
 
 
-_R = (-3.0, 3.0)
-_POS = (0.05, 20.0)
+# The Python operators a row may name (Names.operator), on floats and Vars.
+_OPERATOR_FNS: dict[tuple[str, int], Callable[..., Any]] = {
+    ("+", 2): operator.add,
+    ("-", 2): operator.sub,
+    ("*", 2): operator.mul,
+    ("/", 2): operator.truediv,
+    ("**", 2): operator.pow,
+    ("//", 2): operator.floordiv,
+    ("%", 2): operator.mod,
+    ("-", 1): operator.neg,
+    ("abs", 1): abs,
+}
 
 
-def _builtin(
-    name: str,
-    ranges: Sequence[tuple[float, float]],
-    domain: Domain | None = _smooth,
-    styles: tuple[str, ...] = ("fn", "method"),
-    operator: str = "",
-    fn: Callable[..., Any] | None = None,
-    forward: Callable[..., float] | None = None,
-) -> OpSpec:
-    rule = RULES[name]
+def _from_row(rule: Rule) -> OpSpec:
+    """The OpSpec of a row: its ``inputs``, and the styles its ``names`` allow."""
+    inputs = rule.inputs
+    if inputs is None:
+        raise ValueError(f"rule {rule.name!r} has no inputs for tests")
+    names = rule.names
+    ranges = tuple(r for r, fixed in zip(inputs.ranges, _padded(inputs)) if fixed is None)
+    fn: Callable[..., Any] | None = inputs.call
+    styles: list[str] = []
+    if names.operator and (names.operator, rule.arity) in _OPERATOR_FNS:
+        styles.append("op")
+        fn = fn or _OPERATOR_FNS[names.operator, rule.arity]
+    if names.math or not styles:
+        styles.append("fn")
+    if rule.name in names.methods:
+        styles.append("method")
     if fn is None:  # tapegrad.math's function, or (for the rules' own vocabulary) the rule
-        fn = getattr(tm, name, None) or (lambda *args: call(rule, *args))
-    return OpSpec(
-        name, len(ranges), fn, domain, tuple(ranges), styles, operator, forward or rule.forward
-    )
+        fn = getattr(tm, rule.name, None) or (lambda *args: call(rule, *args))
+    if names.math and names.operator:
+        fn = getattr(tm, rule.name)  # style "op" calls the operator itself (_OPERATORS)
+    # A row called otherwise (round(x)) is checked through that call on floats too.
+    forward = inputs.call if inputs.call is not None else rule.forward
+    return OpSpec(rule.name, len(ranges), fn, inputs.distance, ranges, tuple(styles),
+                  names.operator, forward)  # fmt: skip
 
 
-# How far each primitive's arguments are from trouble (see Domain). Used both
-# by inputs_for and, at every sample point around a program's inputs, by programs.
-# fmt: off
-BUILTIN_OPS: dict[str, OpSpec] = {s.name: s for s in [
-    _builtin("add",      [_R, _R], None, ("op",), "+", lambda x, y: x + y),
-    _builtin("sub",      [_R, _R], None, ("op",), "-", lambda x, y: x - y),
-    _builtin("mul",      [_R, _R], None, ("op",), "*", lambda x, y: x * y),
-    _builtin("div",      [_R, _R], lambda x, y: abs(y) - _EDGE, ("op",), "/", lambda x, y: x / y),
-    _builtin("pow",      [_POS, _R], lambda x, y: x - _EDGE, ("op", "fn", "method"), "**"),
-    _builtin("neg",      [_R], None, ("op",), "-", lambda x: -x),
-    _builtin("abs",      [_R], lambda x: abs(x) - _KINK, ("op", "fn", "method"), fn=tm.abs),
-    _builtin("relu",     [_R], lambda x: abs(x) - _KINK),
-    _builtin("tanh",     [_R]),
-    _builtin("exp",      [(-10.0, 10.0)]),
-    _builtin("log",      [_POS], lambda x: x - _EDGE),
-    _builtin("sigmoid",  [(-10.0, 10.0)]),
-    _builtin("sin",      [(-10.0, 10.0)]),
-    _builtin("cos",      [(-10.0, 10.0)]),
-    _builtin("tan",      [(-1.5, 1.5)], _tan_pole),
-    _builtin("sqrt",     [_POS], lambda x: x - _EDGE),
-    _builtin("log1p",    [(-0.95, 20.0)], lambda x: x + 1.0 - _EDGE),
-    _builtin("expm1",    [(-10.0, 10.0)]),
-    _builtin("sinh",     [(-10.0, 10.0)]),
-    _builtin("cosh",     [(-10.0, 10.0)]),
-    _builtin("asin",     [(-0.98, 0.98)], lambda x: 1.0 - abs(x) - _EDGE),
-    _builtin("acos",     [(-0.98, 0.98)], lambda x: 1.0 - abs(x) - _EDGE),
-    _builtin("atan",     [(-10.0, 10.0)]),
-    _builtin("atan2",    [_R, _R], _atan2_cut),
-    _builtin("softplus", [(-10.0, 10.0)]),
-    _builtin("erf",      [_R]),
-    _builtin("minimum",  [_R, _R], _apart),
-    _builtin("maximum",  [_R, _R], _apart),
-    _builtin("hypot",    [_R, _R], lambda x, y: math.hypot(x, y) - _EDGE),
-    _builtin("floordiv", [_R, _R], _quotient_kinks, ("op",), "//", lambda x, y: x // y),
-    _builtin("mod",      [_R, _R], _quotient_kinks, ("op",), "%", lambda x, y: x % y),
-    _builtin("fmod",     [_R, _R], _quotient_kinks, ("fn",)),
-    _builtin("exp2",     [(-10.0, 10.0)], styles=("fn",)),
-    _builtin("log2",     [_POS], lambda x: x - _EDGE, ("fn",)),
-    _builtin("log10",    [_POS], lambda x: x - _EDGE, ("fn",)),
-    _builtin("cbrt",     [(-8.0, 8.0)], lambda x: abs(x) - _EDGE, ("fn",)),
-    _builtin("asinh",    [(-10.0, 10.0)], styles=("fn",)),
-    _builtin("acosh",    [(1.05, 20.0)], lambda x: x - 1.0 - _EDGE, ("fn",)),
-    _builtin("atanh",    [(-0.95, 0.95)], lambda x: 1.0 - abs(x) - _EDGE, ("fn",)),
-    _builtin("copysign", [_R, _R], lambda x, y: min(abs(x), abs(y)) - _KINK, ("fn",)),
-    _builtin("floor",    [_R], _off_integers, ("fn",)),
-    _builtin("ceil",     [_R], _off_integers, ("fn",)),
-    _builtin("trunc",    [_R], _off_integers, ("fn",)),
-    # round(x, ndigits): ndigits is a static int, so the program calls round(x) (ndigits 0).
-    _builtin("round",    [_R], lambda x: _off_integers(x + 0.5), ("fn",), fn=_round,
-             forward=lambda x: float(round(x))),
-    # The vocabulary of the partials (tapegrad.rules): primitives too, checked alike.
-    _builtin("step",     [_R], lambda x: abs(x) - _KINK, ("fn",)),
-    _builtin("sign",     [_R], lambda x: abs(x) - _KINK, ("fn",)),
-    _builtin("min_dx",   [_R, _R], _apart, ("fn",)),
-    _builtin("max_dx",   [_R, _R], _apart, ("fn",)),
-    _builtin("edge_div", [_R, _R], lambda x, y: abs(y) - _EDGE, ("fn",)),
-    _builtin("div0",     [_R, _R], lambda x, y: abs(y) - _EDGE, ("fn",)),
-    _builtin("safe_log", [_POS], lambda x: x - _EDGE, ("fn",)),
-    _builtin("scaled_pow", [_R, _POS, _R], lambda c, x, p: x - _EDGE, ("fn",)),
-]}
-# fmt: on
+def _padded(inputs: Inputs) -> tuple[tuple[float, ...] | None, ...]:
+    """``inputs.constants`` with one entry per input."""
+    pad = len(inputs.ranges) - len(inputs.constants)
+    return tuple(inputs.constants) + (None,) * pad
+
 
 # Every rule but ``stop`` (stop_gradient's op inside trace): its value moves
 # with its input while its derivative is 0 by design, so no finite
 # difference can check it; tests/test_rules.py checks it by hand.
 UNCHECKABLE = frozenset({"stop"})
 
+# How far each primitive's arguments are from trouble (see Domain), read from
+# its row. Used both by inputs_for and, at every sample point around a
+# program's inputs, by programs.
+BUILTIN_OPS: dict[str, OpSpec] = {
+    rule.name: _from_row(rule) for rule in RULES.values() if rule.name not in UNCHECKABLE
+}
+
 
 # Style "op" of pow and abs: the operator / builtin, not tapegrad.math's function.
-_OPERATORS: dict[str, Callable[..., Any]] = {"pow": lambda x, y: x**y, "abs": abs}
+_OPERATORS: dict[str, Callable[..., Any]] = {
+    name: _OPERATOR_FNS[rule.names.operator, rule.arity]
+    for name, rule in RULES.items()
+    if rule.names.math and (rule.names.operator, rule.arity) in _OPERATOR_FNS
+}
 
 
 def _spec(op: str | OpSpec) -> OpSpec:
@@ -363,20 +297,6 @@ _EXTREME_MAGNITUDES = st.one_of(
 )
 _EXTREME = st.builds(lambda m, negative: -m if negative else m, _EXTREME_MAGNITUDES, st.booleans())
 
-# Edges of the domains of the built-in primitives, approached within a few ulps.
-_DOMAIN_EDGES: dict[str, tuple[float, ...]] = {
-    "asin": (-1.0, 1.0),
-    "acos": (-1.0, 1.0),
-    "atanh": (-1.0, 1.0),
-    "acosh": (1.0,),
-    "log1p": (-1.0,),
-    "tan": (-math.pi / 2, math.pi / 2),
-    "exp": (709.78, -745.13),  # exp overflows above, underflows to 0 below
-    "expm1": (709.78,),
-    "exp2": (1024.0, -1074.0),
-    "sinh": (710.47, -710.47),
-    "cosh": (710.47, -710.47),
-}
 _ULPS = st.integers(-(2**40), 2**40)
 
 
@@ -410,7 +330,8 @@ def extreme_inputs_for(op: str | OpSpec) -> SearchStrategy[tuple[float, ...]]:
     """
     spec = _spec(op)
     ranges = spec.ranges or ((-3.0, 3.0),) * spec.arity
-    edges = _DOMAIN_EDGES.get(spec.name, ()) if BUILTIN_OPS.get(spec.name) is spec else ()
+    row = RULES.get(spec.name)
+    edges = row.inputs.edges if BUILTIN_OPS.get(spec.name) is spec and row and row.inputs else ()
     near = [_near(e) for e in edges]
     args = [st.one_of(_EXTREME, _float_in(lo, hi), *near) for lo, hi in ranges]
     fn = spec.forward or spec.fn

@@ -216,6 +216,11 @@ NARY_REFERENCE: dict[str, Callable[..., tuple[Grad, Hess]]] = {
 }
 
 
+def has_reference(name: str) -> bool:
+    """Whether rule ``name`` has a hand-derived reference here."""
+    return name in UNARY_REFERENCE or name in NARY_REFERENCE
+
+
 def reference_derivatives(
     name: str, args: Sequence[float]
 ) -> tuple[list[float], list[list[float]]]:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tapegrad.programs.arrays import ARRAY_DOMAINS, ARRAY_FORMS
+from tapegrad.programs.arrays import array_form, domain_mask
 from tapegrad.programs.recording import Const, Guard, Operand, Step, literal
 from tapegrad.record import checked_forward
 from tapegrad.rules import RULES, Rule
@@ -248,7 +248,7 @@ class _Writer:
                 texts.append(self.name("k", _Scalar(a.value)))
             else:
                 texts.append(self.operand(a))
-        form = ARRAY_FORMS.get(rule.name) if RULES.get(rule.name) is rule else None
+        form = array_form(rule)
         if form is None:
             return f"elementwise({self.name('f', rule.forward)}, {', '.join(texts)})"
         return f"{self.name('g', form)}(xp, {', '.join(texts)})"
@@ -256,7 +256,7 @@ class _Writer:
     def domain(self, step: Step) -> None:
         """In the array dialect: mark the samples where the rule's float forward raises."""
         rule = step.rule
-        check = ARRAY_DOMAINS.get(rule.name) if RULES.get(rule.name) is rule else None
+        check = domain_mask(rule)
         if check is None:
             return
         last = step.args[-1]
