@@ -32,6 +32,7 @@ from program_checks import counted, examples, on_vars, outcome, zero_sign_droppe
 
 import tapegrad as tg
 from tapegrad.programs.recording import Recorder, trace_call
+from tapegrad.rules import RULES
 from tapegrad.testing import RouteProgram, route_programs
 
 # -- what a trace notes -------------------------------------------------------------------
@@ -69,6 +70,10 @@ PURE_BINARY = {
     "__rpow__", "__divmod__", "__rdivmod__", "atan2", "arctan2", "hypot", "maximum",
     "minimum", "pow", "__array_ufunc__",
 }  # fmt: skip
+# The Var methods that the rule rows name apply one rule each: pure, by the row.
+_ROW_METHODS = {m: rule.arity for rule in RULES.values() for m in rule.names.methods}
+PURE_UNARY |= {m for m, arity in _ROW_METHODS.items() if arity == 1}
+PURE_BINARY |= {m for m, arity in _ROW_METHODS.items() if arity == 2}
 # Comparisons: recorded as guards with their outcome.
 GUARDS = {"__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__bool__"}
 # A value reaches Python: noted, the trace is not reusable.
