@@ -48,8 +48,7 @@ from typing import Any
 
 from tapegrad.handle import ConversionError, Handle
 from tapegrad.programs import dask_blocks
-from tapegrad.programs.jit import Cache as _Cache
-from tapegrad.programs.jit import signature
+from tapegrad.programs.cache import Cache, signature
 from tapegrad.programs.program import Program
 from tapegrad.programs.recording import Traced, trace_call
 from tapegrad.pytree import SCALAR, TreeDef, flatten, is_scalar
@@ -139,7 +138,7 @@ def vmap(
         raise TypeError(f"vmap: out_axes must be an int, got {out_axes!r}")
     axes = _checked_in_axes(in_axes)
     out_axis = int(out_axes)
-    cache = _Cache(max_cache)
+    cache = Cache(max_cache)
     state = _State(getattr(f, "__name__", "f"))
 
     @functools.wraps(f)
@@ -549,7 +548,7 @@ class _Batch:
         elif tree != self.out_tree:
             raise ValueError("vmap: f returns a different structure for different samples")
 
-    def run(self, out_axes: int, cache: _Cache) -> Any:
+    def run(self, out_axes: int, cache: Cache) -> Any:
         if self.bound.has_vars:
             results = self.assemble(None, self.rows(range(self.size)))
         else:
@@ -563,7 +562,7 @@ class _Batch:
             raise ValueError("vmap: an empty batch")
         return _unflatten_batched(self.xp, self.out_tree, results, self.size, out_axes)
 
-    def replay(self, cache: _Cache) -> list[Any]:
+    def replay(self, cache: Cache) -> list[Any]:
         """The programs of ``f`` over the batch, and ``f`` itself where they do not hold."""
         xp, size = self.xp, self.size
         key, _ = signature(*self.bound.sample(0))
