@@ -15,21 +15,29 @@ guard %4 > 0 (True)
 return %5
 >>> len(prog), prog(1.0, 1.0) == f(1.0, 1.0)
 (3, True)
+
+A trace becomes a program by :func:`numbered`: its ops pruned to what the
+outputs and guards need, an op with the rule and operands of an earlier one
+merged into it (common subexpressions), and its values numbered ``%1 ...``
+(inputs first) in execution order.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+from tapegrad.handle import Handle
+from tapegrad.programs.arrays import may_raise
 from tapegrad.programs.pysource import GuardFailed, python_source
-from tapegrad.programs.recording import Const, Operand, Traced, is_input, numbered
+from tapegrad.programs.recording import Const, Guard, Operand, Step, Traced, is_input
 from tapegrad.pytree import TreeDef, flatten, structure_difference, unflatten
 from tapegrad.viz import dot_string
 
-__all__ = ["Program", "GuardError"]
+__all__ = ["Program", "GuardError", "numbered"]
 
 
 class GuardError(ValueError):
@@ -237,6 +245,79 @@ class Program:
         from tapegrad.programs.export import export
 
         return export(self, path, arrays=arrays, in_axes=in_axes)
+
+
+def numbered(traced: Traced) -> tuple[list[Step], list[Guard], tuple[Operand, ...], bool]:
+    """The traced ops pruned to what outputs and guards need, numbered ``%1 ...``.
+
+    Returns (steps, guards, outputs, captures_vars).
+    """
+    tape, rec = traced.tape, traced.recorder
+    captures = rec.captures_vars
+    outputs_raw: list[int | Const] = []  # a tape index, or a constant returned as is
+    for x in traced.out_leaves:
+        if isinstance(x, Handle) and x._tape is tape:
+            outputs_raw.append(x._index)
+            continue
+        captures = captures or isinstance(x, Handle)
+        outputs_raw.append(Const(x))
+
+    # Mark what the outputs and guards need, from the last op back.
+    needed = {o for o in outputs_raw if o.__class__ is int}
+    for _, _, a, b, _ in rec.guards:
+        needed.update(o for o in (a, b) if o.__class__ is int)
+    for index, rule, operands in reversed(rec.ops):
+        # An op whose float forward may raise stays even if no output needs
+        # it: f raises there, and so must a replay.
+        if index in needed or may_raise(rule):
+            needed.add(index)
+            needed.update(o for o in operands if o.__class__ is int)
+
+    numbers = {k: n for n, k in enumerate(traced.input_index, start=1)}
+
+    def ref(o: Any) -> Operand:
+        if o.__class__ is int:
+            return numbers[o]
+        return o if isinstance(o, Const) else Const(o)
+
+    steps: list[Step] = []
+    guards: list[Guard] = []
+    pending = sorted(rec.guards, key=lambda g: g[0])
+    g = 0
+    # Common subexpressions: an op with the rule and operands of an earlier
+    # one is that op (rules are pure; a reverse sweep often forms the same
+    # product twice, as x * x does).
+    seen: dict[tuple[Any, ...], int] = {}
+    count = len(numbers)
+    for position, (index, rule, operands) in enumerate(rec.ops):
+        while g < len(pending) and pending[g][0] <= position:
+            _, op, a, b, outcome = pending[g]
+            guards.append(Guard(len(steps), op, ref(a), ref(b), outcome))
+            g += 1
+        if index not in needed:
+            continue
+        args = tuple(ref(o) for o in operands)
+        key = (rule, *(_key(a) for a in args))
+        earlier = seen.get(key)
+        if earlier is not None:
+            numbers[index] = earlier
+            continue
+        count += 1
+        numbers[index] = seen[key] = count
+        steps.append(Step(count, rule, args))
+    for _, op, a, b, outcome in pending[g:]:
+        guards.append(Guard(len(steps), op, ref(a), ref(b), outcome))
+    return steps, guards, tuple(ref(o) for o in outputs_raw), captures
+
+
+def _key(operand: Operand) -> Any:
+    """An operand as a key: a value number, or a constant with its sign (0.0 is not -0.0)."""
+    if isinstance(operand, Const):
+        v = operand.value
+        if isinstance(v, float):
+            return ("c", v, math.copysign(1.0, v))
+        return ("o", id(v))
+    return operand
 
 
 # Output objects that are values: handing the same one out again is safe.

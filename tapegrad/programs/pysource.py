@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tapegrad.programs.arrays import array_form, domain_mask
-from tapegrad.programs.recording import Const, Guard, Operand, Step, literal
+from tapegrad.programs.recording import Const, Guard, Operand, Step
 from tapegrad.record import checked_forward
 from tapegrad.rules import RULES, Rule
 
-__all__ = ["GuardFailed", "Source", "python_source", "SEGMENT"]
+__all__ = ["GuardFailed", "Source", "python_source", "SEGMENT", "literal"]
 
 # Ops per generated function.
 SEGMENT = 20_000
@@ -111,6 +111,13 @@ _HOLDS = {
     ("!=", True): "({0} != {1}) and ({0} == {0}) and ({1} == {1})",
     ("!=", False): "{0} == {1}",
 }
+
+
+def literal(value: Any) -> str:
+    """A float, int or bool as Python source, or '' when it has none (inf, nan, others)."""
+    if value.__class__ is float:
+        return repr(value) if math.isfinite(value) else ""
+    return repr(value) if value.__class__ in (int, bool) else ""
 
 
 class _Scalar:
