@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad.programs import program as program_module
 from tapegrad.programs import pysource
 
 
@@ -157,18 +156,10 @@ def assert_no_user_text(source: str) -> None:
 def set_segment(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     """Cut generated programs into functions of ``size`` ops, for this test only.
 
-    ``pysource.SEGMENT`` is the setting; ``python_source`` binds it as a default
-    argument when the module is imported, so the function Program calls is
-    patched too (see test_segment_setting_is_read_when_source_is_generated).
+    ``pysource.SEGMENT`` is the setting, read each time a source is written
+    (see test_segment_setting_is_read_when_source_is_generated).
     """
     monkeypatch.setattr(pysource, "SEGMENT", size)
-    original = pysource.python_source
-
-    def with_segment(*args: Any, **kwargs: Any) -> pysource.Source:
-        kwargs.setdefault("segment", size)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(program_module, "python_source", with_segment)
 
 
 def examples(weight: float) -> Any:

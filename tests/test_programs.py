@@ -20,7 +20,7 @@ import pytest
 from program_checks import assert_no_user_text, canonical, set_segment
 
 import tapegrad as tg
-from tapegrad.programs import pysource
+from tapegrad.programs import pyarrays, pysource
 
 
 def branchy(x: Any, y: Any) -> Any:
@@ -266,7 +266,7 @@ def test_labels_names_aux_and_keys_never_reach_the_source() -> None:
         want = tg.value_and_grad(f, has_aux=True)(x, {key: 3.0})
         assert canonical(jitted(x, {key: 3.0})) == canonical(want)
     # The array dialect (vmap's) of the same program: no user text either.
-    arrays = pysource.python_source(
+    arrays = pyarrays.array_source(
         prog.n_inputs, prog.steps, prog.guards, prog.outputs, batched={1}
     ).text
     assert_no_user_text(arrays)

@@ -38,7 +38,7 @@ from program_checks import (
 
 import tapegrad as tg
 from tapegrad.engine import current_stack
-from tapegrad.programs import pysource
+from tapegrad.programs import pyarrays
 from tapegrad.testing import BUILTIN_OPS, Program, programs
 
 NAMESPACES = {"numpy": np, "array_api_strict": array_api_strict}
@@ -388,7 +388,7 @@ def test_the_array_dialect_frees_each_column_after_its_last_use(
 
     g = tg.value_and_grad(f, argnums=(0, 1))
     prog = tg.trace(g, 0.5, 1.5)
-    source = pysource.python_source(
+    source = pyarrays.array_source(
         prog.n_inputs, prog.steps, prog.guards, prog.outputs, segment=segment, batched={1, 2}
     )
     deleted = 0

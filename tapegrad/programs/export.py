@@ -3,10 +3,11 @@
 ``export(prog, path)`` writes a module that does not import tapegrad. Its
 ``program(*args, **kwargs)`` computes what ``prog(*args, **kwargs)`` does, bit
 for bit: the module holds the program's generated source
-(:mod:`tapegrad.programs.pysource`) and a copy of every function that source
+(:mod:`tapegrad.programs.pyscalar`) and a copy of every function that source
 calls (a rule's float forward such as ``_scaled_pow``, the helpers those call,
 ``math`` functions by name), so the arithmetic is the same statements on the
-same floats. With ``arrays=True`` it holds the Array API dialect instead:
+same floats. With ``arrays=True`` it holds the Array API dialect instead
+(:mod:`tapegrad.programs.pyarrays`):
 ``program(xp, *args, **kwargs)`` computes the batch as ``tapegrad.vmap``
 computes it (with the rules' array forms of :mod:`tapegrad.programs.arrays`,
 copied likewise), for samples that take the traced branch.
@@ -40,7 +41,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tapegrad.programs.pysource import GuardFailed, python_source
+from tapegrad.programs.pyarrays import array_source
+from tapegrad.programs.pyscalar import scalar_source
+from tapegrad.programs.pysource import GuardFailed
 from tapegrad.programs.recording import Const
 from tapegrad.pytree import TreeDef
 
@@ -551,7 +554,7 @@ class _Module:
         body: list[str] = []
         if self.arrays:
             inputs_fn, batched = self._array_inputs()
-            source = python_source(
+            source = array_source(
                 prog.n_inputs, prog.steps, prog.guards, prog.outputs, batched=batched
             )
             body += self._namespace(source.namespace, arrays=True)
@@ -560,7 +563,7 @@ class _Module:
             body += inputs_fn
             body += self._outputs_fn()
         else:
-            source = python_source(prog.n_inputs, prog.steps, prog.guards, prog.outputs)
+            source = scalar_source(prog.n_inputs, prog.steps, prog.guards, prog.outputs)
             body += self._namespace(source.namespace, arrays=False)
             text = re.sub(r"^def program\(", "def _flat_program(", source.text, flags=re.M)
             body.append(_guard_values(text))
@@ -732,7 +735,7 @@ class _Module:
 def _array_constant(value: Any) -> bool:
     """A constant operand of the array dialect: a wrapper of a number (``.value``).
 
-    pysource wraps them so that ``Source.compile(xp)`` makes each a 0-d array
+    pyarrays wraps them so that ``ArraySource.compile(xp)`` makes each a 0-d array
     of the namespace; the exported module does the same in ``_build(xp)``.
     """
     return hasattr(value, "value") and not callable(value) and not isinstance(value, (int, float))

@@ -1,10 +1,10 @@
 """``jit``: a function replayed as generated straight-line Python, guarded.
 
 On the first call for a given *signature* (the structure of the arguments,
-and every leaf that is not a float: ints, bools, strings, arrays' shapes;
-:mod:`tapegrad.programs.cache`),
-``jit(f)`` traces ``f`` (:mod:`tapegrad.programs.recording`), turns the trace
-into Python source with one statement per op (:mod:`tapegrad.programs.pysource`),
+and every leaf that is not a float: ints, bools, strings, arrays' shapes; see
+:mod:`tapegrad.programs.cache`), ``jit(f)`` traces ``f``
+(:mod:`tapegrad.programs.recording`), turns the trace into Python source with
+one statement per op (:mod:`tapegrad.programs.pyscalar`),
 compiles it, and returns what the traced call computed. Later calls with
 that signature run the compiled program and check its guards. A failed guard
 means ``f`` takes another branch at these arguments: ``f`` is traced again,

@@ -32,7 +32,9 @@ from typing import Any
 
 from tapegrad.handle import Handle
 from tapegrad.programs.arrays import may_raise
-from tapegrad.programs.pysource import GuardFailed, python_source
+from tapegrad.programs.pyarrays import array_source
+from tapegrad.programs.pyscalar import scalar_source
+from tapegrad.programs.pysource import GuardFailed
 from tapegrad.programs.recording import Const, Guard, Operand, Step, Traced, is_input
 from tapegrad.pytree import TreeDef, flatten, structure_difference, unflatten
 from tapegrad.viz import dot_string
@@ -133,7 +135,7 @@ class Program:
     @property
     def source(self) -> str:
         """The Python source the program runs as (``program(inputs) -> outputs``)."""
-        return python_source(self.n_inputs, self.steps, self.guards, self.outputs).text
+        return scalar_source(self.n_inputs, self.steps, self.guards, self.outputs).text
 
     def to_dot(self) -> str:
         """Graphviz DOT source of the program: inputs, ops, constants, outputs."""
@@ -162,7 +164,7 @@ class Program:
     def compile(self) -> Callable[[Sequence[float]], list[Any]]:
         """Generate and compile the program's Python (once); returns ``program(inputs)``."""
         if self._run is None:
-            source = python_source(self.n_inputs, self.steps, self.guards, self.outputs)
+            source = scalar_source(self.n_inputs, self.steps, self.guards, self.outputs)
             self._run = source.compile()
         return self._run
 
@@ -172,11 +174,11 @@ class Program:
         return run(inputs)
 
     def array_function(self, xp: Any, batched: frozenset[int]) -> Callable[..., Any]:
-        """The program over columns of a batch (the array dialect; see pysource)."""
+        """The program over columns of a batch (the array dialect; see pyarrays)."""
         key = (id(xp), batched)
         found = self._arrays.get(key)
         if found is None:
-            source = python_source(
+            source = array_source(
                 self.n_inputs, self.steps, self.guards, self.outputs, batched=set(batched)
             )
             found = self._arrays[key] = source.compile(xp)

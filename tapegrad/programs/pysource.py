@@ -1,20 +1,18 @@
-"""A recorded program as straight-line Python: one statement and one local per op.
+"""What the two code generators share: a recorded program as straight-line Python.
 
-Each op becomes ``v7 = v3 * v5``: the float arithmetic of its rule, inlined
-for the arithmetic operators and for the kinks that a rule writes as a
-primitive (``relu``, ``step``, ``sign``), a call of the rule's own float
-forward for everything else (``v9 = f4(v7)`` with ``f4 = math.tanh``). Every
-value is the float the eager engine computes, bit for bit: the fast paths and
-the rules compute with the same formulas. Each guard becomes a test that
-raises :class:`GuardFailed` when the comparison goes the other way (or
-cannot be made: a NaN).
+Each op becomes ``v7 = v3 * v5``: one statement and one local per op, the
+float arithmetic of its rule inlined for the arithmetic operators and for the
+kinks that a rule writes as a primitive (``relu``, ``step``, ``sign``), a call
+of the rule's own float forward for everything else (``v9 = f4(v7)`` with
+``f4 = math.tanh``). Every value is the float the eager engine computes, bit
+for bit: the fast paths and the rules compute with the same formulas.
 
-The *array* dialect (for :func:`tapegrad.vmap`) writes the same program over
-columns of a batch: ops on batched values call the rule's Array API form
-(:mod:`tapegrad.programs.arrays`) or its operator, each guard narrows a mask
-``holds`` of the samples it holds for, and each op whose float forward can
-raise adds the samples where it would to a mask ``bad``. Ops on unbatched
-values only (constants, ``in_axes=None`` inputs) stay float code.
+Two lowerings build on this module: :mod:`tapegrad.programs.pyscalar` (for
+``jit`` and ``Program``: floats in, floats out, each guard a test that
+raises :class:`GuardFailed`) and :mod:`tapegrad.programs.pyarrays` (for
+``vmap``: the same program over columns of a batch). Each is a subclass of
+:class:`Writer`, which writes the ops, and hands :func:`write_program` the
+lines that differ (the function header, the masks the array dialect carries).
 
 Constants are folded where that changes no float: ``x * 1.0`` is ``x``,
 ``x * -1.0`` is ``-x``, ``x / 1.0`` and ``x - 0.0`` are ``x``, and a power's
@@ -22,27 +20,36 @@ slope with a constant exponent is its plain product. Constants without a
 literal (inf, NaN) and functions are names in the program's namespace, so
 the source holds no text of the user's (a label, a custom primitive's name).
 
-Size. CPython raises ``RecursionError`` compiling one expression of ~10^4
-terms, so there is one statement per op; a program of more than ``SEGMENT``
-ops is cut into functions of ``SEGMENT`` ops that pass the values crossing a
-cut through one list (list slots cost 1.4x locals on 10,000 statements, so
-only crossing values use it).
+Size. CPython raises ``RecursionError`` compiling one expression of a few
+thousand terms, so there is one statement per op; a program of more than
+``SEGMENT`` ops is cut into functions of ``SEGMENT`` ops that pass the
+values crossing a cut through one list (a list slot is slower to read and
+write than a local, so only crossing values use it).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from tapegrad.programs.arrays import array_form, domain_mask
 from tapegrad.programs.recording import Const, Guard, Operand, Step
 from tapegrad.record import checked_forward
 from tapegrad.rules import RULES, Rule
 
-__all__ = ["GuardFailed", "Source", "python_source", "SEGMENT", "literal"]
+__all__ = [
+    "GuardFailed",
+    "Source",
+    "SEGMENT",
+    "literal",
+    "Writer",
+    "HOLDS",
+    "write_program",
+    "ADD",
+    "DIV",
+    "POW",
+]
 
 # Ops per generated function.
 SEGMENT = 20_000
@@ -69,23 +76,31 @@ class Source:
         return "".join(self.parts)
 
     def compile(self, xp: Any = None) -> Callable[..., Any]:
-        """The function ``program``; for the array dialect, with constants of namespace ``xp``.
+        """The function ``program`` (``xp``: the array namespace, for the array dialect).
 
         Each function is compiled on its own: the syntax tree of a whole
         10^6-op program at once would take gigabytes.
         """
-        namespace = {
-            name: xp.asarray(value.value, dtype=xp.float64) if isinstance(value, _Scalar) else value
-            for name, value in self.namespace.items()
-        }
+        namespace = self.compiled_namespace(xp)
         for part in self.parts:
             exec(compile(part, "<tapegrad program>", "exec"), namespace)
         fn: Callable[..., Any] = namespace["program"]
         return fn
 
+    def compiled_namespace(self, xp: Any) -> dict[str, Any]:
+        """The globals the source runs with (a copy of :attr:`namespace`)."""
+        return dict(self.namespace)
 
-_ADD, _SUB, _MUL, _DIV = RULES["add"], RULES["sub"], RULES["mul"], RULES["div"]
-_NEG, _POW, _SCALED_POW = RULES["neg"], RULES["pow"], RULES["scaled_pow"]
+
+def literal(value: Any) -> str:
+    """A float, int or bool as Python source, or '' when it has none (inf, nan, others)."""
+    if value.__class__ is float:
+        return repr(value) if math.isfinite(value) else ""
+    return repr(value) if value.__class__ in (int, bool) else ""
+
+
+ADD, SUB, MUL, DIV = RULES["add"], RULES["sub"], RULES["mul"], RULES["div"]
+NEG, POW, SCALED_POW = RULES["neg"], RULES["pow"], RULES["scaled_pow"]
 
 # Kinks on floats, inlined with the semantics of their rule's forward (NaN included).
 _INLINE = {
@@ -96,8 +111,8 @@ _INLINE = {
 
 # A guard a <op> b that held (True) or did not (False), as the test that must
 # hold at replay; each is False for a NaN operand, so a NaN fails the guard.
-# In the array dialect `and` is `&` (the tests are parenthesised there).
-_HOLDS = {
+# The array dialect writes `and` as `&` (the tests are parenthesised there).
+HOLDS = {
     ("<", True): "{0} < {1}",
     ("<", False): "{0} >= {1}",
     ("<=", True): "{0} <= {1}",
@@ -113,34 +128,29 @@ _HOLDS = {
 }
 
 
-def literal(value: Any) -> str:
-    """A float, int or bool as Python source, or '' when it has none (inf, nan, others)."""
-    if value.__class__ is float:
-        return repr(value) if math.isfinite(value) else ""
-    return repr(value) if value.__class__ in (int, bool) else ""
-
-
-class _Scalar:
-    """A constant operand of an array form: a 0-d array of the namespace, once compiled."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 def _is_negative_zero(c: float) -> bool:
     return c == 0.0 and math.copysign(1.0, c) < 0.0
 
 
-class _Writer:
+class Writer:
     """Names for values, constants and functions while the source is written.
 
-    ``batched`` holds the values that are columns of a batch (array dialect);
-    for the float dialect it is empty.
+    A dialect subclasses it: :meth:`guard` writes a guard, :meth:`call` an op
+    that no fold or inline form covers, and the class attributes are the
+    lines :func:`write_program` puts around the ops.
     """
 
-    def __init__(self, batched: set[int] | None = None) -> None:
-        self.arrays = batched is not None
-        self.batched: set[int] = set() if batched is None else set(batched)
+    # The function's header, its return statement (the outputs go in {}),
+    # the parameters of each part of a cut program, what the list of crossing
+    # values holds after them, and the lines that load and store that extra.
+    HEAD: ClassVar[str] = "def program(inputs):"
+    TAIL: ClassVar[str] = "return [{}]"
+    PARAMS: ClassVar[str] = "S"
+    EXTRA_SLOTS: ClassVar[str] = ""
+    LOAD_EXTRA: ClassVar[tuple[str, ...]] = ()
+    STORE_EXTRA: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
         self.namespace: dict[str, Any] = {"GuardFailed": GuardFailed}
         self.names: dict[tuple[str, int], str] = {}  # (kind, id(object)) -> name
         self.alias: dict[int, str] = {}  # value number -> the text it stands for
@@ -175,28 +185,31 @@ class _Writer:
             return self.name("k", o.value)
         return self.alias.get(o, f"v{o}")
 
-    def is_batched(self, args: Sequence[Operand]) -> bool:
-        return any(not isinstance(a, Const) and _root(self, a) in self.batched for a in args)
+    def root(self, value: int) -> int:
+        """The value an alias stands for (``x * 1.0`` is ``x``)."""
+        text = self.alias.get(value)
+        while text is not None and text.startswith("v"):
+            value = int(text[1:])
+            text = self.alias.get(value)
+        return value
 
     def step(self, step: Step) -> None:
         """Write one op (or record it as an alias of an operand)."""
-        batched = self.is_batched(step.args)
-        if batched:
-            self.batched.add(step.out)
-        expr = self.expression(step, batched)
+        expr = self.expression(step, batched=False)
         if expr is not None:
             self.lines.append(f"v{step.out} = {expr}")
-            if batched:
-                self.domain(step)
 
     def expression(self, step: Step, batched: bool) -> str | None:
-        """The Python expression of one op, or None when it is an alias of an operand."""
+        """The Python expression of one op, or None when it is an alias of an operand.
+
+        ``batched``: the op computes on a column of a batch (array dialect).
+        """
         rule, args = step.rule, step.args
         ops = [self.operand(a) for a in args]
         consts = [
             a.value if isinstance(a, Const) and isinstance(a.value, float) else None for a in args
         ]
-        if rule is _MUL:
+        if rule is MUL:
             if step.out in self.negated:
                 return None  # -x, written into its one use, an addition
             for k in (0, 1):
@@ -206,7 +219,7 @@ class _Writer:
                 if consts[k] == -1.0:
                     return f"-{ops[1 - k]}"
             return f"{ops[0]} * {ops[1]}"
-        if rule is _ADD:
+        if rule is ADD:
             if consts[1] is not None and _is_negative_zero(consts[1]):
                 self.alias[step.out] = ops[0]  # x + (-0.0) is x, also for x = -0.0
                 return None
@@ -216,137 +229,51 @@ class _Writer:
                 if folded is not None:
                     return f"{ops[1 - k]} - {self.operand(folded)}"
             return f"{ops[0]} + {ops[1]}"
-        if rule is _SUB:
+        if rule is SUB:
             if consts[1] == 0.0 and not _is_negative_zero(consts[1] or 0.0):
                 self.alias[step.out] = ops[0]  # x - 0.0 is x, also for x = -0.0
                 return None
             return f"{ops[0]} - {ops[1]}"
-        if rule is _DIV:
+        if rule is DIV:
             if consts[1] == 1.0:
                 self.alias[step.out] = ops[0]
                 return None
             return f"{ops[0]} / {ops[1]}"
-        if rule is _NEG:
+        if rule is NEG:
             if step.out in self.negated:
                 return None  # written into its one use, an addition
             return f"-{ops[0]}"
-        if rule is _POW and consts[1] == 2.0:
+        if rule is POW and consts[1] == 2.0:
             return f"{ops[0]} * {ops[0]}"  # the rule's own square
-        if rule is _SCALED_POW and consts[0] is not None and consts[2] is not None:
+        if rule is SCALED_POW and consts[0] is not None and consts[2] is not None:
             c, p = consts[0], consts[2]
+            # On a column, 0.0 * x and c + 0.0 * x keep the column's shape.
             if c == 0.0:
                 return "0.0 * " + ops[1] if batched else "0.0"
             if p == 0.0:
                 return f"{ops[0]} + 0.0 * {ops[1]}" if batched else ops[0]
             if p == 1.0:
                 return f"{ops[0]} * {ops[1]}"
-        if not batched:
-            template = _INLINE.get(rule)
-            if template is not None:
-                return template.format(*ops)
-            return f"{self.forward_name(rule)}({', '.join(ops)})"
-        return self.array_call(rule, args)
+        return self.call(step, ops, batched)
 
-    def array_call(self, rule: Rule, args: Sequence[Operand]) -> str:
-        """A batched op through the rule's Array API form (or element by element)."""
-        texts = []
-        for a in args:  # forms take arrays: constants as 0-d arrays of the namespace
-            if isinstance(a, Const):
-                texts.append(self.name("k", _Scalar(a.value)))
-            else:
-                texts.append(self.operand(a))
-        form = array_form(rule)
-        if form is None:
-            return f"elementwise({self.name('f', rule.forward)}, {', '.join(texts)})"
-        return f"{self.name('g', form)}(xp, {', '.join(texts)})"
-
-    def domain(self, step: Step) -> None:
-        """In the array dialect: mark the samples where the rule's float forward raises."""
-        rule = step.rule
-        check = domain_mask(rule)
-        if check is None:
-            return
-        last = step.args[-1]
-        if isinstance(last, Const) and (
-            (rule is _DIV and last.value != 0.0) or (rule is _POW and last.value == 2.0)
-        ):
-            return  # a nonzero constant divisor, a square: they never raise
-        texts = [
-            self.name("k", _Scalar(a.value)) if isinstance(a, Const) else self.operand(a)
-            for a in step.args
-        ]
-        self.lines.append(f"bad = bad | {self.name('d', check)}(xp, {', '.join(texts)})")
+    def call(self, step: Step, ops: list[str], batched: bool) -> str:
+        """An op on floats: inlined kink, or a call of the rule's float function."""
+        template = _INLINE.get(step.rule)
+        if template is not None:
+            return template.format(*ops)
+        return f"{self.forward_name(step.rule)}({', '.join(ops)})"
 
     def guard(self, guard: Guard, number: int) -> None:
-        if self.arrays:
-            guard = _in_floats(guard)
-        holds = _HOLDS[(guard.op, guard.outcome)]
-        a, b = self.operand(guard.a), self.operand(guard.b)
-        narrow = self.arrays and _narrow_float(guard.a, guard.b)
-        if narrow:  # see _narrow_float
-            rounded, dtype = self.name("f", _round_to), self.name("k", narrow)
-            sides = [
-                self.operand(Const(float(o.value))) if isinstance(o, Const) else text
-                for o, text in ((guard.a, a), (guard.b, b))
-            ]
-            a, b = (f"{rounded}(xp, {side}, {dtype})" for side in sides)
-        if self.arrays and self.is_batched((guard.a, guard.b)):
-            self.lines.append(f"holds = holds & ({holds.replace(' and ', ' & ').format(a, b)})")
-        elif self.arrays:
-            self.lines.append(f"holds = holds & ({holds.format(a, b)})")
-        else:
-            self.lines += [f"if not ({holds.format(a, b)}):", f"    raise GuardFailed({number})"]
+        """Write the test of guard ``number`` (the dialect's own)."""
+        raise NotImplementedError
 
+    def finish(self, lines: list[str], keep: set[str]) -> list[str]:
+        """One function's body, once written; ``keep``: the names it returns or stores."""
+        return lines
 
-def _narrow_float(a: Operand, b: Operand) -> str:
-    """The dtype name of a numpy float narrower than a float that a guard compares with, or ''.
-
-    Tracing compared a float with a numpy ``float32`` (or ``float16``) in that
-    type, as numpy compares a Python float with it; a batch of float64 would
-    compare in float64 and pass samples whose branch differs. So the array
-    dialect rounds both sides to that type first, as the trace did.
-    """
-    for o in (a, b):
-        dtype = getattr(o.value, "dtype", None) if isinstance(o, Const) else None
-        if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
-            return str(dtype.name)
-    return ""
-
-
-def _round_to(xp: Any, values: Any, dtype_name: str) -> Any:
-    """``values`` (a column or a float) rounded to the namespace's dtype of that name."""
-    return xp.astype(xp.asarray(values, dtype=xp.float64), getattr(xp, dtype_name))
-
-
-def _in_floats(guard: Guard) -> Guard:
-    """An order guard against an int no float equals, as the same test against a float.
-
-    Python compares a float with an int exactly; arrays would round the int
-    (2**53 + 3 to 2**53 + 4) or fail on it (beyond 64 bits). For a float x,
-    x > n and x >= n are x > (the float below n); x < n and x <= n are
-    x < (the float above n).
-    """
-    for k, c in enumerate((guard.a, guard.b)):
-        if not (isinstance(c, Const) and c.value.__class__ is int and guard.op in _ORDER):
-            continue
-        n = c.value
-        try:
-            f = float(n)
-        except OverflowError:  # beyond the floats: every finite float is on one side
-            f = math.inf if n > 0 else -math.inf  # (copysign would convert n, and overflow)
-        if f == n:
-            return guard
-        below = f if f < n else math.nextafter(f, -math.inf)
-        above = f if f > n else math.nextafter(f, math.inf)
-        x_above_n = guard.op in (">", ">=") if k == 1 else guard.op in ("<", "<=")
-        threshold = Const(below if x_above_n else above)
-        if k == 1:  # x op n
-            return Guard(guard.after, ">" if x_above_n else "<", guard.a, threshold, guard.outcome)
-        return Guard(guard.after, "<" if x_above_n else ">", threshold, guard.b, guard.outcome)
-    return guard
-
-
-_ORDER = ("<", "<=", ">", ">=")
+    def source(self, parts: list[str]) -> Source:
+        """The written functions with this writer's namespace."""
+        return Source(parts, self.namespace)
 
 
 def _float_forward(rule: Rule) -> Callable[..., Any]:
@@ -362,22 +289,19 @@ def _float_forward(rule: Rule) -> Callable[..., Any]:
     return checked
 
 
-def python_source(
+def write_program(
+    writer: Writer,
     n_inputs: int,
     steps: Sequence[Step],
     guards: Sequence[Guard],
     outputs: Sequence[Operand],
     segment: int | None = None,
-    batched: set[int] | None = None,
 ) -> Source:
-    """The program as ``program(inputs)`` returning the list of outputs.
+    """The program as the function ``writer.HEAD`` declares, cut every ``segment`` ops.
 
-    With ``batched`` (the input numbers that are columns of a batch), the
-    array dialect: ``program(inputs, xp, holds, bad, elementwise)`` returns
-    ``(outputs, holds, bad)``.
+    ``segment`` defaults to :data:`SEGMENT`, read at each call.
     """
     segment = SEGMENT if segment is None else segment
-    writer = _Writer(batched)
     checks: dict[int, list[tuple[int, Guard]]] = {}
     for n, g in enumerate(guards):
         checks.setdefault(g.after, []).append((n, g))
@@ -391,7 +315,7 @@ def python_source(
             if not isinstance(o, Const):
                 o = writer.negated.get(o, o)  # a folded -x uses x
                 if not isinstance(o, Const):
-                    used_in.setdefault(_root(writer, o), set()).add(seg)
+                    used_in.setdefault(writer.root(o), set()).add(seg)
 
     for position, step in enumerate(steps):
         seg = position // segment
@@ -415,30 +339,26 @@ def python_source(
         note_uses((g.a, g.b), last)
         writer.guard(g, n)
     results = [writer.operand(o) for o in outputs]
-    arrays = writer.arrays
-    head = "def program(inputs, xp, holds, bad, elementwise):" if arrays else "def program(inputs):"
-    tail = "return [{}], holds, bad" if arrays else "return [{}]"
 
     if last == 0 and n_inputs <= segment:  # one function, every value a local
-        lines = [head]
+        lines = [writer.HEAD]
         if n_inputs:
             names = ", ".join(f"v{n}" for n in range(1, n_inputs + 1))
             lines.append(f"    ({names},) = inputs")
-        if arrays:
-            body[0] = _free_dead_columns(body[0], keep=set(results))
-        lines += [f"    {line}" for line in body[0]]
-        lines.append("    " + tail.format(", ".join(results)))
-        return Source(["\n".join(lines) + "\n"], writer.namespace)
+        lines += [f"    {line}" for line in writer.finish(body[0], keep=set(results))]
+        lines.append("    " + writer.TAIL.format(", ".join(results)))
+        return writer.source(["\n".join(lines) + "\n"])
 
     # Several functions: values used outside the segment that defines them
-    # (inputs, crossing values, outputs) live in the list S; so do the masks.
+    # (inputs, crossing values, outputs) live in the list S; so does what the
+    # dialect carries along (EXTRA_SLOTS).
     note_uses([o for o in outputs if not isinstance(o, Const)], last + 1)
     slot: dict[int, int] = {n: n - 1 for n in range(1, n_inputs + 1)}
     for value, segments in used_in.items():
         if value not in slot and segments - {defined_in.get(value, -1)}:
             slot[value] = len(slot)
     # What each function loads from S and stores in it, in one pass over the
-    # values (a pass per function made 10^6-op programs quadratic: 4 s of 17).
+    # values (a pass per function made 10^6-op programs quadratic).
     loads_in: dict[int, list[int]] = {seg: [] for seg in range(len(body))}
     for value, segments in used_in.items():
         for seg in segments:
@@ -449,63 +369,27 @@ def python_source(
         seg = defined_in.get(value, -2)
         if seg in stores_in:
             stores_in[seg].append(value)
-    params = "S, xp, elementwise" if arrays else "S"
     parts = []
     for seg, seg_body in enumerate(body):
         loads, stores = sorted(loads_in[seg]), sorted(stores_in[seg])
-        lines = [f"def part{seg}({params}):"]
-        if arrays:
-            lines.append("    holds, bad = S[-2], S[-1]")
+        lines = [f"def part{seg}({writer.PARAMS}):"]
+        lines += [f"    {line}" for line in writer.LOAD_EXTRA]
         lines += [f"    v{v} = S[{slot[v]}]" for v in loads]
-        if arrays:
-            seg_body = _free_dead_columns(seg_body, keep={f"v{v}" for v in stores})
+        seg_body = writer.finish(seg_body, keep={f"v{v}" for v in stores})
         lines += [f"    {line}" for line in seg_body]
         lines += [f"    S[{slot[v]}] = v{v}" for v in stores]
-        if arrays:
-            lines.append("    S[-2], S[-1] = holds, bad")
+        lines += [f"    {line}" for line in writer.STORE_EXTRA]
         lines.append("    return None")
         parts.append("\n".join(lines) + "\n")
         body[seg] = []  # let the lines go as soon as they are joined
-    lines = [head]
-    extra = " + [holds, bad]" if arrays else ""
-    lines.append(f"    S = list(inputs) + [None] * {len(slot) - n_inputs}{extra}")
-    lines += [f"    part{seg}({params})" for seg in range(len(body))]
+    lines = [writer.HEAD]
+    lines.append(f"    S = list(inputs) + [None] * {len(slot) - n_inputs}{writer.EXTRA_SLOTS}")
+    lines += [f"    part{seg}({writer.PARAMS})" for seg in range(len(body))]
     finals = [_from_slots(writer, o, slot) for o in outputs]
-    if arrays:
-        lines.append("    holds, bad = S[-2], S[-1]")
-    lines.append("    " + tail.format(", ".join(finals)))
+    lines += [f"    {line}" for line in writer.LOAD_EXTRA]
+    lines.append("    " + writer.TAIL.format(", ".join(finals)))
     parts.append("\n".join(lines) + "\n")
-    return Source(parts, writer.namespace)
-
-
-def _free_dead_columns(lines: list[str], keep: set[str]) -> list[str]:
-    """``lines`` with each local deleted after its last use (the array dialect).
-
-    A batch's columns are large: kept alive to the end, the values of a
-    program of n ops hold n columns, beyond the CPU's caches, and every op
-    writes to cold memory. Deleted as soon as they are dead, their memory is
-    reused while still in cache: the 10-d Rosenbrock value_and_grad program
-    (135 ops) on 10^4 samples ran in 429 us instead of 985 us (2.3x, the
-    same process, alternating calls). ``keep``: the names returned or stored.
-    """
-    last_use: dict[str, int] = {}
-    for k, line in enumerate(lines):
-        for name in _LOCAL.findall(line):
-            last_use[name] = k
-    dead_after: dict[int, list[str]] = {}
-    for name, k in last_use.items():
-        if name not in keep:
-            dead_after.setdefault(k, []).append(name)
-    out: list[str] = []
-    for k, line in enumerate(lines):
-        out.append(line)
-        if k in dead_after:
-            out.append(f"del {', '.join(sorted(dead_after[k]))}")
-    return out
-
-
-# A local of a generated program (constants and functions are k7, f3, d2).
-_LOCAL = re.compile(r"\bv\d+\b")
+    return writer.source(parts)
 
 
 def _negations_into_additions(
@@ -518,7 +402,7 @@ def _negations_into_additions(
         for a in step.args:
             if not isinstance(a, Const):
                 uses[a] = uses.get(a, 0) + 1
-                if step.rule is _ADD:
+                if step.rule is ADD:
                     adds.add(a)
     for o in (*outputs, *(g.a for g in guards), *(g.b for g in guards)):
         if not isinstance(o, Const):
@@ -527,9 +411,9 @@ def _negations_into_additions(
     for step in steps:
         if uses.get(step.out) != 1 or step.out not in adds:
             continue
-        if step.rule is _NEG:
+        if step.rule is NEG:
             negated[step.out] = step.args[0]
-        elif step.rule is _MUL:  # x * -1.0, as a reverse sweep forms it
+        elif step.rule is MUL:  # x * -1.0, as a reverse sweep forms it
             for k in (0, 1):
                 c = step.args[k]
                 if isinstance(c, Const) and isinstance(c.value, float) and c.value == -1.0:
@@ -537,24 +421,15 @@ def _negations_into_additions(
                     break
     for step in steps:  # -x + -y is written -x - y: only the second negation folds
         first, second = step.args[0], step.args[-1]
-        if step.rule is _ADD and first in negated and second in negated:
+        if step.rule is ADD and first in negated and second in negated:
             del negated[first]
     return negated
 
 
-def _root(writer: _Writer, value: int) -> int:
-    """The value an alias stands for (``x * 1.0`` is ``x``)."""
-    text = writer.alias.get(value)
-    while text is not None and text.startswith("v"):
-        value = int(text[1:])
-        text = writer.alias.get(value)
-    return value
-
-
-def _from_slots(writer: _Writer, o: Operand, slot: dict[int, int]) -> str:
+def _from_slots(writer: Writer, o: Operand, slot: dict[int, int]) -> str:
     if isinstance(o, Const):
         return writer.operand(o)
     text = writer.alias.get(o, "")
     if text and not text.startswith("v"):  # an alias of a constant
         return text
-    return f"S[{slot[_root(writer, o)]}]"
+    return f"S[{slot[writer.root(o)]}]"
