@@ -159,13 +159,13 @@ def ratio(p: dict[str, Any]) -> tuple[str, float | None]:
     return f"{fmt_r(q[1])} ({spread}, {len(r)} round{'s' * (len(r) > 1)})", q[1]
 
 
-def targets(data: dict[str, Any]) -> list[tuple[object, str, str, bool | None]]:
-    """(issue, target, measured, met) for each paired target (the report omits the issue)."""
-    out: list[tuple[object, str, str, bool | None]] = []
+def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each paired target."""
+    out: list[tuple[str, str, bool | None]] = []
     for p in data["pairs"]:
         text, med = ratio(p)
         met = None if med is None else med <= p["limit"] if p["at_most"] else med >= p["limit"]
-        out.append((p["issue"], p["target"], text, met))
+        out.append((p["target"], text, met))
 
     def n(r: dict[str, Any]) -> int:
         return int(r["probe"]["entries"] or r["ops"])
@@ -180,22 +180,22 @@ def targets(data: dict[str, Any]) -> list[tuple[object, str, str, bool | None]]:
     name = "jit first call (trace + compile) ≤ 1 s per 10^4 entries"
     if at:
         first = f"{fmt_t(at['probe']['first_s'])} at {n(at):,} {unit}"
-        out.append((9, name, f"{first}: {fmt_t(per(at) * 1e4)} per 10^4", per(at) * 1e4 <= 1))
+        out.append((name, f"{first}: {fmt_t(per(at) * 1e4)} per 10^4", per(at) * 1e4 <= 1))
     else:
-        out.append((9, name, "not measured", None))
+        out.append((name, "not measured", None))
     name = "jit first call linear up to 10^6 entries (time per entry ≤ 1.5x)"
     if at and jit[-1] is not at:
         big, growth = jit[-1], per(jit[-1]) / per(at)
         text = f"{fmt_t(big['probe']['first_s'])} at {n(big):,} {unit}: {fmt_r(growth)} per entry"
-        out.append((9, name, text, growth <= 1.5))
+        out.append((name, text, growth <= 1.5))
     else:
-        out.append((9, name, "not measured", None))
+        out.append((name, "not measured", None))
     mem = data.get("memory", {}).get("tapegrad", {})
     if "n_ops" in mem:
         text = f"{mem['bytes_per_op']:.1f} B at {mem['n_ops']:,} ops"
-        out.append((10, "≤ 40 bytes per recorded op", text, mem["bytes_per_op"] <= 40))
+        out.append(("≤ 40 bytes per recorded op", text, mem["bytes_per_op"] <= 40))
     else:
-        out.append((10, "≤ 40 bytes per recorded op", mem.get("error", "not measured"), None))
+        out.append(("≤ 40 bytes per recorded op", mem.get("error", "not measured"), None))
     return out
 
 
@@ -336,7 +336,7 @@ def write(data: dict[str, Any], pyperf_json: Path, md: Path) -> None:
         started=data["started"],
         minutes=data["duration_s"] / 60,
         warning=(warning + "cells may have measured different engines.**\n") * (n_src > 1),
-        targets="\n".join(row(t, v, yes[ok]) for _, t, v, ok in targets(data)),
+        targets="\n".join(row(t, v, yes[ok]) for t, v, ok in targets(data)),
         headline="\n".join(headline(times)),
         libraries="\n".join(libraries),
         workloads="\n".join(workloads),

@@ -52,28 +52,27 @@ MODES: dict[str, dict[str, float]] = {
 QUICK_MAX_OPS = 2_000  # --quick caps every capped library lower: no XLA compile of minutes
 TIMEOUT = 900  # s per process; sympy's setup at 1,000 terms takes ~3.5 min, XLA's minutes
 MEMORY = {"tapegrad": 10**5, "micrograd": 2 * 10**4}  # ops; tracemalloc slows micrograd a lot
-# The targets of issues 9 and 10 measured in pairs: (issue, target, subject,
-# reference); the text's "≤ Nx" or "≥ Nx" is the criterion on the median of
-# subject / reference, per op (per sample) where the sizes differ. Pairs with
-# micrograd run each side alone in fresh processes, back to back, order
-# alternating: in one process its cyclic garbage would be collected on
-# whichever library's clock triggered the collector. The others alternate
-# steps in one process (ABBA), which cancels the machine's drifting load.
+# The speed targets measured in pairs: (target, subject, reference); the
+# text's "≤ Nx" or "≥ Nx" is the criterion on the median of subject /
+# reference, per op (per sample) where the sizes differ. Pairs with micrograd
+# run each side alone in fresh processes, back to back, order alternating: in
+# one process its cyclic garbage would be collected on whichever library's
+# clock triggered the collector. The others alternate steps in one process
+# (ABBA), which cancels the machine's drifting load.
 TARGETS = [
-    (10, "W1 eager step ≤ 12x plain", "mlp[100]/tapegrad", "mlp[100]/plain"),
-    (10, "W2 eager value and grad ≤ 18x plain", "rosen[1000]/tapegrad", "rosen[1000]/plain"),
-    (10, "W1 micrograd ≥ 40x slower than eager", "mlp[100]/micrograd", "mlp[100]/tapegrad"),
-    (10, "W2 micrograd ≥ 40x slower than eager", "rosen[1000]/micrograd", "rosen[1000]/tapegrad"),
+    ("W1 eager step ≤ 12x plain", "mlp[100]/tapegrad", "mlp[100]/plain"),
+    ("W2 eager value and grad ≤ 18x plain", "rosen[1000]/tapegrad", "rosen[1000]/plain"),
+    ("W1 micrograd ≥ 40x slower than eager", "mlp[100]/micrograd", "mlp[100]/tapegrad"),
+    ("W2 micrograd ≥ 40x slower than eager", "rosen[1000]/micrograd", "rosen[1000]/tapegrad"),
     (
-        10,
         "W3 eager per op at 10^6 ops ≤ 1.2x at 10^4",
         "chain[1e6]/tapegrad",
         "chain[1e4]/tapegrad",
     ),
-    (9, "W1 jit ≤ 3x plain", "mlp[100]/tapegrad-jit", "mlp[100]/plain"),
-    (9, "W2 jit ≤ 3x plain", "rosen[1000]/tapegrad-jit", "rosen[1000]/plain"),
-    (9, "W4 vmap per sample ≤ 0.1x one plain call", "vmap[1e4]/tapegrad-vmap", "vmap[1e4]/plain"),
-    (9, "W4 loop of grad ≥ 50x slower than vmap", "vmap[1e3]/tapegrad", "vmap[1e4]/tapegrad-vmap"),
+    ("W1 jit ≤ 3x plain", "mlp[100]/tapegrad-jit", "mlp[100]/plain"),
+    ("W2 jit ≤ 3x plain", "rosen[1000]/tapegrad-jit", "rosen[1000]/plain"),
+    ("W4 vmap per sample ≤ 0.1x one plain call", "vmap[1e4]/tapegrad-vmap", "vmap[1e4]/plain"),
+    ("W4 loop of grad ≥ 50x slower than vmap", "vmap[1e3]/tapegrad", "vmap[1e4]/tapegrad-vmap"),
 ]
 
 
@@ -257,14 +256,13 @@ class Run:
             rec["error"] = spawn(cmd, TIMEOUT * (rec["processes"] + 2), self.env)[1]
         print(f"{time.time() - t0:.1f} s {rec['error']}", flush=True)
 
-    def target(self, issue: int, text: str, subj_name: str, ref_name: str) -> None:
+    def target(self, text: str, subj_name: str, ref_name: str) -> None:
         """Measure one target's ratio in pairs."""
         subj, ref = bench.parse(subj_name), bench.parse(ref_name)
         if self.args.quick:  # the quick sizes, ordered as the full ones
             q, (a, b) = wl.WORKLOADS[subj[0]].quick, (subj[1], ref[1])
             subj, ref = (subj[0], q[-(a >= b)], subj[2]), (ref[0], q[-(b >= a)], ref[2])
         p: dict[str, Any] = {
-            "issue": issue,
             "target": text,
             "subject": subj,
             "reference": ref,

@@ -693,7 +693,7 @@ def test_unsupported_operand_records_nothing(op: Op, other: Any) -> None:
 
 
 def test_c_minus_x_is_sub_of_c_and_x() -> None:
-    # The issue's own example: c - x is sub(c, x), never sub(x, c) with -1.
+    # The reported example: c - x is sub(c, x), never sub(x, c) with -1.
     def run() -> tuple[Any, ...]:
         x = tg.Var(2.0) * 1.0
         y = 5.0 - x

@@ -1,4 +1,4 @@
-"""``jit`` (issue 9): replays equal the eager function, bit for bit, on every branch.
+"""``jit``: replays equal the eager function, bit for bit, on every branch.
 
 Reference: the eager function (``f``, or the transform of it) at the same
 arguments, compared with ``program_checks.outcome``: the same floats to the

@@ -434,7 +434,7 @@ def test_optimiser_bad_arguments(make: Any) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Copies and pickles of models (issue 11): whole, with fresh parameters
+# Copies and pickles of models: whole, with fresh parameters
 # ---------------------------------------------------------------------------
 
 X_COPY = [0.3, -1.2, 0.8]
@@ -443,8 +443,8 @@ X_COPY = [0.3, -1.2, 0.8]
 def _trained_a_bit() -> nn.MLP:
     """A model after a backward pass (its parameters have grads) and a forward pass.
 
-    The forward pass leaves the parameters used on the open tape: the issue's
-    case, where a copy that kept their place on the tape sent its gradients
+    The forward pass leaves the parameters used on the open tape: the case
+    reported, where a copy that kept their place on the tape sent its gradients
     to the original.
     """
     model = nn.MLP(3, [4, 4, 1], rng=random.Random(7))
@@ -492,7 +492,7 @@ def test_a_cloned_model_trains_apart_from_its_original(clone: Any) -> None:
     reference = _backprop_reference(model)  # d out / d params, by numpy backprop
     twin = clone(model)
     _assert_fresh_parameters(model, twin)
-    # The issue's repro: training the copy filled the original's gradients.
+    # The reported repro: training the copy filled the original's gradients.
     out = twin(X_COPY)
     out.backward()
     assert _grads(model) == before

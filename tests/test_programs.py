@@ -1,4 +1,4 @@
-"""``trace`` and ``Program`` (issue 9): listing, DOT, source, replay, guards, safety, size.
+"""``trace`` and ``Program``: listing, DOT, source, replay, guards, safety, size.
 
 References: hand-written listings and hand-derived values for small
 functions; the eager function itself for replays (bit for bit, via

@@ -1,6 +1,6 @@
-"""No silent wrong gradient: every repro of issue 11, each against an independent reference.
+"""No silent wrong gradient: every reported repro, each against an independent reference.
 
-Issue 11 listed inputs on which tapegrad returned a wrong derivative without
+A report listed inputs on which tapegrad returned a wrong derivative without
 a word. Each section below turns one item into tests that failed on the old
 engine (3da326a) and pass now, or that pin a documented choice. The
 reference of each test is named in it: a derivative by hand, a finite
@@ -110,7 +110,7 @@ def test_float_conversion_of_an_array_argument_raises(what: str, f: Callable[[An
     assert names_the_ways_out(info.value), str(info.value)
 
 
-def test_the_issue_repro_and_its_ways_out() -> None:
+def test_the_reported_repro_and_its_ways_out() -> None:
     # The repro: grad of math.sin gave 0.0; cos(1) is the derivative by hand.
     with pytest.raises(TypeError) as info:
         tg.grad(lambda x: math.sin(x))(1.0)
@@ -157,7 +157,7 @@ COPIERS = [copy.copy, copy.deepcopy]
 
 @pytest.mark.parametrize("copier", COPIERS, ids=["copy", "deepcopy"])
 def test_copy_of_a_used_leaf_is_a_fresh_leaf(copier: Callable[[Any], Any]) -> None:
-    # The issue's repro: the copy's gradient went to the original (a.grad == 5).
+    # The reported repro: the copy's gradient went to the original (a.grad == 5).
     a = Var(1.0)
     a * 2.0
     b = copier(a)
@@ -231,7 +231,7 @@ def _run_child(code: str, payload: bytes) -> str:
     return proc.stdout.decode().strip()
 
 
-# The issue's repro, each side in a fresh process as a user would run it.
+# The reported repro, each side in a fresh process as a user would run it.
 PARENT_PICKLES = """
 import pickle, sys
 import tapegrad as tg
@@ -395,7 +395,7 @@ SUBNORMALS = [-2.2e-311, 5e-324, -5e-324, 2.2e-311]
 
 @pytest.mark.parametrize("x", [*SUBNORMALS, 0.0, 1e-300, -1e-300, 1.0, 1e300])
 def test_third_derivative_of_x_squared_is_zero_everywhere(x: float) -> None:
-    # By hand: d/dx x^2 = 2x, d2 = 2, d3 = 0. The issue: -inf at -2.2e-311.
+    # By hand: d/dx x^2 = 2x, d2 = 2, d3 = 0. Reported: -inf at -2.2e-311.
     for square in (lambda x: x**2.0, lambda x: x**2, lambda x: tm.pow(x, 2.0)):
         assert tg.grad(square)(x) == 2.0 * x
         assert tg.grad(tg.grad(square))(x) == 2.0

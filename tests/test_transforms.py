@@ -371,7 +371,7 @@ def test_grad_closing_over_a_user_var_gives_a_var() -> None:
     assert w.grad == 6.0  # d(2 x w)/dw = 2x
 
 
-# -- repeated argnums (issue 11) ----------------------------------------------------
+# -- repeated argnums ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("argnums", [(0, 0), (0, -2)])

@@ -1,4 +1,4 @@
-"""``vmap`` (issue 9): one trace replayed over arrays equals a Python loop of ``f``.
+"""``vmap``: one trace replayed over arrays equals a Python loop of ``f``.
 
 Reference: ``[f(*sample) for sample in batch]``, run eagerly, compared per
 sample to a relative 1e-12 (array functions such as numpy's ``sin`` may round
