@@ -5,7 +5,7 @@
 :func:`tapegrad.datasets.make_moons`, no download), ``MLP(2, [16, 16, 1])``
 with relu, the SVM max-margin loss plus ``1e-4`` L2 regularisation, and SGD
 whose learning rate decays linearly from 1.0 to 0.1 over 100 steps. Every
-step builds a fresh graph of ~66,000 ops over all points, as micrograd does;
+step builds a fresh graph of about 65,000 ops over all points, as micrograd does;
 training reaches 100% accuracy in a few seconds.
 
 Everything random comes from one ``random.Random(seed)``: first the data,
@@ -23,7 +23,7 @@ the loss curve with matplotlib.
 update), :func:`train` the loop around it. With ``--jit`` the step is
 ``jit(value_and_grad(loss))`` of the model as a function of its parameters
 (:meth:`tapegrad.nn.Module.with_parameters`): the first step traces and
-compiles the whole step (~190,000 ops), every later one replays it; the run
+compiles the whole step (about 188,000 ops), every later one replays it; the run
 reaches the same losses and accuracy, and the demo prints the median time of
 a replayed step and of an eager step timed on the side (:func:`step_times`),
 both in ms, and their ratio.
