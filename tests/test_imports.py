@@ -430,3 +430,17 @@ def test_a_wrong_reading_order_is_caught() -> None:
     # The check above can fail: the documented order read backwards breaks it.
     order = _documented_orders()["docs/engine.md"]
     assert _upward_violations(list(reversed(order)), _graph()) != []
+
+
+def test_the_programs_map_lists_every_module_in_import_order() -> None:
+    # docs/engine.md maps tapegrad/programs/: every module once, each importing
+    # only modules listed above it (imports inside functions included).
+    doc = (PACKAGE.parent / "docs" / "engine.md").read_text()
+    section = doc.split("## Replay", 1)[1].split("\n## ", 1)[0]
+    table = re.findall(r"^\| `programs/(\w+)\.py` \|", section, flags=re.MULTILINE)
+    order = [f"tapegrad.programs.{m}" for m in table]
+    modules = {m for m in MODULES if m.startswith("tapegrad.programs.")}
+    assert len(order) == len(set(order)), f"docs/engine.md lists a module twice: {order}"
+    assert set(order) == modules, f"docs/engine.md lists {order}, the package has {modules}"
+    assert _upward_violations(order, _graph()) == []
+    assert _upward_violations(list(reversed(order)), _graph()) != []
