@@ -25,9 +25,9 @@ same family as ``dot``'s, in four steps:
 Text is measured as monospace (0.6 em per character), the one font metric
 that holds in any browser without measuring glyphs. A sweep costs time in
 proportion to the nodes, dummies and edges, and long edges add dummies, so
-the total grows faster than the node count: about 0.01 s for micrograd's
-README example (27 nodes), 0.2 s at 1,000 nodes and 2 s at 3,500 (the demo's
-MLPs, measured on a shared 2-core machine in this change).
+the total grows faster than the node count: 3.7 ms for micrograd's README
+example (27 nodes), 0.20 s at 977 nodes and 1.53 s at 3,541 (the demo's MLP
+on 1 and 5 points; medians, pyperf, on a shared 2-core machine).
 
 >>> from tapegrad import Value
 >>> from tapegrad.viz import graph

@@ -438,9 +438,10 @@ _NO_DOT = (
 )
 
 #: Above this many nodes a notebook without ``dot`` shows the DOT text instead
-#: of laying the graph out itself: the built-in layout takes about 0.2 s at
-#: 1,000 nodes and 2 s at 3,500 (measured on the demo's MLPs in this change),
-#: growing faster than linearly, and a display should not stall a notebook.
+#: of laying the graph out itself: the built-in layout takes 0.20 s at 977
+#: nodes and 1.53 s at 3,541 (the demo's MLP on 1 and 5 points; medians,
+#: pyperf), growing faster than linearly, and a display should not stall a
+#: notebook.
 #: ``render(path)`` to an ``.svg`` file draws any size.
 MAX_AUTO_LAYOUT_NODES = 4000
 
