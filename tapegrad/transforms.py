@@ -296,9 +296,9 @@ def _pullback(tr: _Trace, cotangents: Sequence[Any]) -> list[list[Any]]:
     start = max((k for k, _ in seeds), default=0)
     if not tape.objects and all(ct.__class__ is float for _, ct in seeds):
         # Every value and partial of the tape is a float (the common case at
-        # top level): the float sweep. The sweep alone runs in about half the
-        # time of sweep_objects (0.73 against 1.47 ms on a 20,000-entry float
-        # tape, pyperf, measured with this text); a whole grad call gains less.
+        # top level): the float sweep. The sweep alone takes 0.71 of the time
+        # of sweep_objects (1.62 against 2.26 ms on a 20,000-entry float tape,
+        # medians, pyperf, paired); a whole grad call gains less.
         floats = [0.0] * len(tape)
         for k, ct in seeds:
             floats[k] += ct
