@@ -64,7 +64,15 @@ from tapegrad.context import active_trace, note_route
 from tapegrad.rules import Rule
 from tapegrad.tape import Tape
 
-__all__ = ["Handle", "ConversionError", "is_real", "value_of", "concrete", "compare"]
+__all__ = [
+    "Handle",
+    "ConversionError",
+    "is_real",
+    "is_narrow_float",
+    "value_of",
+    "concrete",
+    "compare",
+]
 
 
 def is_real(x: object) -> bool:
@@ -73,6 +81,18 @@ def is_real(x: object) -> bool:
     if cls is float or cls is int or cls is bool:  # skips the ABC check below, the slow part
         return True
     return isinstance(x, numbers.Real) and not isinstance(x, Handle)
+
+
+def is_narrow_float(x: Any) -> bool:
+    """Whether ``x`` is a numpy floating scalar narrower or other than float64.
+
+    f computes with such a constant in its own type (numpy keeps it), a
+    program in float64: while tracing, it is a route (docs/programs.md).
+    """
+    import sys
+
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, np.floating) and not isinstance(x, float)
 
 
 def value_of(x: Any) -> Any:

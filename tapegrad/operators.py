@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from tapegrad.handle import concrete, is_real
+from tapegrad.context import note_route
+from tapegrad.handle import concrete, is_narrow_float, is_real
 from tapegrad.rules import RULES, Rule
 
 if TYPE_CHECKING:  # the operators' result type; defined on top of this module
@@ -172,7 +173,10 @@ class Operators:
             # v > np.float32(0.1) does, in float32 as numpy compares a float
             # with it; the object loop below would make it a float first, and
             # the two spellings would disagree.
-            return getattr(inputs[1], reflected)(first.reshape(())[()])
+            scalar = first.reshape(())[()]
+            if first.dtype == bool:  # numpy.bool_ is no numbers.Real; Python's bool is
+                scalar = scalar.item()
+            return getattr(inputs[1], reflected)(scalar)
         args = []
         for x in inputs:
             if isinstance(x, Operators):
@@ -180,6 +184,10 @@ class Operators:
             elif isinstance(x, np.ndarray):
                 x = x.astype(object) if x.dtype != object else x
             elif isinstance(x, np.generic):
+                if is_narrow_float(x):
+                    # np.float32(c) * v: f on floats computes in float32, a
+                    # program in float64; .item() below would hide it (route).
+                    note_route(f"a {type(x).__name__} operand")
                 x = x.item()  # a Python number: np.float64 would call us again
             args.append(x)
         try:

@@ -26,7 +26,7 @@ from typing import Any
 
 from tapegrad.chunks import Keep, keep_of, merge_keeps
 from tapegrad.context import current_stack, get_ident, note_route
-from tapegrad.handle import Handle, is_real, value_of
+from tapegrad.handle import Handle, is_narrow_float, is_real, value_of
 from tapegrad.rules import Rule, call
 from tapegrad.tape import CONT, Tape
 
@@ -126,17 +126,9 @@ def _note_narrow_constants(args: tuple[Any, ...], live: list[bool]) -> None:
     for a, on in zip(args, live):
         if on or a.__class__ in (float, int, bool) or isinstance(a, Handle):
             continue
-        if _is_narrow_float(a):
+        if is_narrow_float(a):
             note_route(f"a {type(a).__name__} operand")
             return
-
-
-def _is_narrow_float(x: Any) -> bool:
-    """Whether ``x`` is a numpy floating scalar narrower or other than float64."""
-    import sys
-
-    np = sys.modules.get("numpy")
-    return np is not None and isinstance(x, np.floating) and not isinstance(x, float)
 
 
 def record(rule: Rule, args: tuple[Any, ...]) -> tuple[Tape, int, Any, Keep]:
