@@ -314,6 +314,23 @@ def test_in_axes_variants(namespace: str) -> None:
     assert_batch_matches(g(c, m[1]), [m[1][0] * x + m[1][1] for x in cs])
 
 
+def test_results_never_share_memory_with_the_arguments() -> None:
+    """An output that is an input unchanged is a copy: writing to it leaves the caller's array."""
+    column = np.array([1.0, -2.0, 3.0])
+    got = tg.vmap(lambda x: x)(column)
+    assert not np.shares_memory(got, column)
+    got[0] = 99.0
+    assert column[0] == 1.0
+    m = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    first, scaled, row = tg.vmap(lambda r: (r[0], r[1] * 1.0, r))(m)
+    for result in (first, scaled, row):
+        assert not np.shares_memory(result, m)
+    assert np.array_equal(first, m[:, 0]) and np.array_equal(scaled, m[:, 1])
+    assert np.array_equal(row, m)
+    moved = tg.vmap(lambda r: r[1], in_axes=1)(m.T)
+    assert not np.shares_memory(moved, m) and np.array_equal(moved, m[:, 1])
+
+
 def test_out_axes_and_pytree_outputs() -> None:
     Pair = namedtuple("Pair", "first second")
 

@@ -267,15 +267,11 @@ class _Batched:
         xp = self.xp
         flat = xp.reshape(self.array, (size, -1))
         width = int(flat.shape[1])
-        if width == 1:
-            return [flat[:, 0]]
-        # Sample-major to column-major, one copy: the ops then read
-        # contiguous columns, which do not alias the caller's array. The copy
-        # does not pay for itself in time: against strided views of the batch,
-        # 1.02 against 0.99 ms a W4 call (10^4 samples of 10) and 16.9 against
-        # 12.8 ms at 10^4 samples of 100 (medians, pyperf, paired).
-        flat = xp.reshape(xp.reshape(xp.permute_dims(flat, (1, 0)), (-1,)), (-1, size))
-        return [flat[j, :] for j in range(width)]
+        # Strided views of the batch, not a column-major copy of it: the ops
+        # read them as fast, and the copy added its size to the memory a call
+        # takes from the allocator (see _Batch.replay). Results that are input
+        # columns are copied there, so none aliases the caller's array.
+        return [flat[:, j] for j in range(width)]
 
 
 class _Bound:
@@ -642,7 +638,7 @@ class _Batch:
             eager += _indices(xp, _nonfinite(xp, results, size))
         if eager:
             rows.update(self.rows(sorted(set(eager) - set(rows))))
-        return self.assemble(results, rows)
+        return _unaliased(xp, self.assemble(results, rows), columns)
 
     def rows(self, indices: Any) -> dict[int, list[Any]]:
         """``f`` itself at these samples: it raises, or gives the reference values."""
@@ -677,6 +673,17 @@ class _Batch:
 
 class _Loop(Exception):
     """The trace holds a Var ``f`` closes over: the batch is a loop of ``f`` (with Vars)."""
+
+
+def _unaliased(xp: Any, results: list[Any], columns: list[Any]) -> list[Any]:
+    """The results with a copy of each that is an input column (a view of the caller's array).
+
+    A program returns an input unchanged as its output (``lambda x: x``, or
+    ``x * 1.0``): without the copy, writing to the result would write to the
+    caller's array.
+    """
+    inputs = {id(c) for c in columns if hasattr(c, "shape")}
+    return [xp.asarray(r, copy=True) if id(r) in inputs else r for r in results]
 
 
 def _route(trace: Traced, program: Program) -> tuple[str, str] | None:
