@@ -331,6 +331,31 @@ def test_results_never_share_memory_with_the_arguments() -> None:
     assert not np.shares_memory(moved, m) and np.array_equal(moved, m[:, 1])
 
 
+def test_memory_held_between_calls_is_the_last_outputs_up_to_a_cap() -> None:
+    """A vmapped function holds its last call's output columns (numpy) to the next, under a cap."""
+    import gc
+    import weakref
+
+    from tapegrad.programs.vmap import KEEP_BYTES
+
+    f = tg.vmap(lambda r: (r[0] * r[1], r[0] + r[1]))
+    small = np.ones((1000, 2))  # two outputs of 8 kB: held
+    large = np.ones((KEEP_BYTES // 16 + 1000, 2))  # two outputs above the cap together
+
+    def last_output(batch: np.ndarray) -> weakref.ref[np.ndarray]:
+        product, _ = f(batch)
+        return weakref.ref(product)
+
+    held = last_output(small)
+    gc.collect()
+    assert held() is not None  # kept until the next call
+    not_held = last_output(large)
+    assert held() is None and not_held() is None  # released; the large outputs never held
+    strict = weakref.ref(f(array_api_strict.asarray(small))[0])
+    gc.collect()
+    assert strict() is None  # arrays of other namespaces (a GPU's memory) are not held
+
+
 def test_out_axes_and_pytree_outputs() -> None:
     Pair = namedtuple("Pair", "first second")
 
