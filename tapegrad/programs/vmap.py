@@ -125,7 +125,10 @@ def vmap(
     prefix, as in JAX). Keyword arguments are batched along their axis 0.
     Results are arrays stacked along ``out_axes``. Programs are kept for later
     calls with samples of the same structure (at most ``max_cache``, as
-    :func:`tapegrad.jit`).
+    :func:`tapegrad.jit`). Results never share memory with the arguments.
+    The vmapped function holds its last call's output columns (numpy arrays,
+    at most 16 MiB) until its next call, which keeps the allocator from
+    giving that memory back to the system between calls.
 
     >>> import numpy as np, tapegrad as tg
     >>> f = tg.vmap(tg.value_and_grad(lambda x, c: c * x[0] * x[1]), in_axes=(0, None))
@@ -196,7 +199,7 @@ class _State:
         self.canonicals: dict[TreeDef, TreeDef] = {}  # output structures, as _canonical gives
         self.kept: list[Any] = []  # the last call's output columns (see keep)
 
-    def keep(self, xp: Any, columns: list[Any]) -> None:
+    def keep(self, xp: Any, columns: list[Any], size: int) -> None:
         """Hold a call's output columns until the next call (numpy, at most ``KEEP_BYTES``).
 
         When a call returns, every array it made is freed at once, and glibc's
@@ -210,12 +213,10 @@ class _State:
         against the same code without keep). With an allocator that does not
         trim so, it may gain nothing, and costs only the memory held.
         """
-        np = sys.modules.get("numpy")
-        if np is None or xp is not np:  # a GPU array library manages its own memory
-            self.kept = []
-            return
-        held = [c for c in columns if isinstance(c, np.ndarray)]
-        self.kept = held if sum(c.nbytes for c in held) <= KEEP_BYTES else []
+        # A GPU array library manages its own memory; 8 bytes is the widest item
+        # of a column (float64, int64), so the size is an upper bound.
+        small = 8 * size * len(columns) <= KEEP_BYTES
+        self.kept = columns if small and xp is sys.modules.get("numpy") else []
 
     def canonical(self, tree: TreeDef) -> TreeDef:
         """``_canonical(tree)`` of an output structure, checked; once per structure."""
@@ -667,7 +668,7 @@ class _Batch:
         if eager:
             rows.update(self.rows(sorted(set(eager) - set(rows))))
         outputs = _unaliased(xp, self.assemble(results, rows), columns)
-        self.state.keep(xp, outputs)
+        self.state.keep(xp, outputs, size)
         return outputs
 
     def rows(self, indices: Any) -> dict[int, list[Any]]:
@@ -712,7 +713,9 @@ def _unaliased(xp: Any, results: list[Any], columns: list[Any]) -> list[Any]:
     ``x * 1.0``): without the copy, writing to the result would write to the
     caller's array.
     """
-    inputs = {id(c) for c in columns if hasattr(c, "shape")}
+    inputs = set(map(id, columns))  # all alive: no id is reused among them and the results
+    if inputs.isdisjoint(map(id, results)):
+        return results
     return [xp.asarray(r, copy=True) if id(r) in inputs else r for r in results]
 
 
