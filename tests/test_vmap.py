@@ -314,6 +314,48 @@ def test_in_axes_variants(namespace: str) -> None:
     assert_batch_matches(g(c, m[1]), [m[1][0] * x + m[1][1] for x in cs])
 
 
+def test_results_never_share_memory_with_the_arguments() -> None:
+    """An output that is an input unchanged is a copy: writing to it leaves the caller's array."""
+    column = np.array([1.0, -2.0, 3.0])
+    got = tg.vmap(lambda x: x)(column)
+    assert not np.shares_memory(got, column)
+    got[0] = 99.0
+    assert column[0] == 1.0
+    m = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    first, scaled, row = tg.vmap(lambda r: (r[0], r[1] * 1.0, r))(m)
+    for result in (first, scaled, row):
+        assert not np.shares_memory(result, m)
+    assert np.array_equal(first, m[:, 0]) and np.array_equal(scaled, m[:, 1])
+    assert np.array_equal(row, m)
+    moved = tg.vmap(lambda r: r[1], in_axes=1)(m.T)
+    assert not np.shares_memory(moved, m) and np.array_equal(moved, m[:, 1])
+
+
+def test_memory_held_between_calls_is_the_last_outputs_up_to_a_cap() -> None:
+    """A vmapped function holds its last call's output columns (numpy) to the next, under a cap."""
+    import gc
+    import weakref
+
+    from tapegrad.programs.vmap import KEEP_BYTES
+
+    f = tg.vmap(lambda r: (r[0] * r[1], r[0] + r[1]))
+    small = np.ones((1000, 2))  # two outputs of 8 kB: held
+    large = np.ones((KEEP_BYTES // 16 + 1000, 2))  # two outputs above the cap together
+
+    def last_output(batch: np.ndarray) -> weakref.ref[np.ndarray]:
+        product, _ = f(batch)
+        return weakref.ref(product)
+
+    held = last_output(small)
+    gc.collect()
+    assert held() is not None  # kept until the next call
+    not_held = last_output(large)
+    assert held() is None and not_held() is None  # released; the large outputs never held
+    strict = weakref.ref(f(array_api_strict.asarray(small))[0])
+    gc.collect()
+    assert strict() is None  # arrays of other namespaces (a GPU's memory) are not held
+
+
 def test_out_axes_and_pytree_outputs() -> None:
     Pair = namedtuple("Pair", "first second")
 

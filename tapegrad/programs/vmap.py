@@ -64,6 +64,10 @@ Axes = Any
 # max per unit), and a loop is the faster way to f's answers.
 BRANCHES_CHECKED_AFTER = 8
 
+# The most bytes of output columns a vmapped function holds between calls
+# (_State.keep), a cap on the memory it keeps: 16 MiB is 10^5 samples of 20 outputs.
+KEEP_BYTES = 16 * 2**20
+
 _ROUTE_WARNING = (
     "vmap({name}): while {name} was traced, a traced value reached Python by {route} "
     "at {where}, so its program cannot stand for other samples: {name} runs on each "
@@ -121,7 +125,10 @@ def vmap(
     prefix, as in JAX). Keyword arguments are batched along their axis 0.
     Results are arrays stacked along ``out_axes``. Programs are kept for later
     calls with samples of the same structure (at most ``max_cache``, as
-    :func:`tapegrad.jit`).
+    :func:`tapegrad.jit`). Results never share memory with the arguments.
+    The vmapped function holds its last call's output columns (numpy arrays,
+    at most 16 MiB) until its next call, which keeps the allocator from
+    giving that memory back to the system between calls.
 
     >>> import numpy as np, tapegrad as tg
     >>> f = tg.vmap(tg.value_and_grad(lambda x, c: c * x[0] * x[1]), in_axes=(0, None))
@@ -190,6 +197,26 @@ class _State:
         self.warned: set[str] = set()
         self.branchy: set[Any] = set()  # signatures at which tracing stopped
         self.canonicals: dict[TreeDef, TreeDef] = {}  # output structures, as _canonical gives
+        self.kept: list[Any] = []  # the last call's output columns (see keep)
+
+    def keep(self, xp: Any, columns: list[Any], size: int) -> None:
+        """Hold a call's output columns until the next call (numpy, at most ``KEEP_BYTES``).
+
+        When a call returns, every array it made is freed at once, and glibc's
+        malloc gives the top of its heap back to the system when more than its
+        trim threshold is free there: the next call then faults each page of
+        its temporaries in again. The columns are among the last arrays a
+        call makes, so holding them keeps the heap below them from being
+        trimmed: W4 (10^4 samples) took 613 page faults a call, and 4 with
+        them held; 0.67x the time a call (median of after/before, IQR
+        0.56-0.75, benchmarks/versions.py, 300 paired rounds of 3 calls,
+        against the same code without keep). With an allocator that does not
+        trim so, it may gain nothing, and costs only the memory held.
+        """
+        # A GPU array library manages its own memory; 8 bytes is the widest item
+        # of a column (float64, int64), so the size is an upper bound.
+        small = 8 * size * len(columns) <= KEEP_BYTES
+        self.kept = columns if small and xp is sys.modules.get("numpy") else []
 
     def canonical(self, tree: TreeDef) -> TreeDef:
         """``_canonical(tree)`` of an output structure, checked; once per structure."""
@@ -267,15 +294,13 @@ class _Batched:
         xp = self.xp
         flat = xp.reshape(self.array, (size, -1))
         width = int(flat.shape[1])
-        if width == 1:
-            return [flat[:, 0]]
-        # Sample-major to column-major, one copy: the ops then read
-        # contiguous columns, which do not alias the caller's array. The copy
-        # does not pay for itself in time: against strided views of the batch,
-        # 1.02 against 0.99 ms a W4 call (10^4 samples of 10) and 16.9 against
-        # 12.8 ms at 10^4 samples of 100 (medians, pyperf, paired).
-        flat = xp.reshape(xp.reshape(xp.permute_dims(flat, (1, 0)), (-1,)), (-1, size))
-        return [flat[j, :] for j in range(width)]
+        # Strided views of the batch, not a column-major copy of it: W4 0.96x
+        # the time a call (median of after/before, IQR 0.85-1.13,
+        # benchmarks/versions.py, 300 paired rounds of 3 calls); 12.8 against
+        # 16.9 ms at 10^4 samples of 100 (pyperf, paired, when the copy was
+        # kept). Results that are input columns are copied instead (_unaliased),
+        # so none shares memory with the caller's array.
+        return [flat[:, j] for j in range(width)]
 
 
 class _Bound:
@@ -642,7 +667,9 @@ class _Batch:
             eager += _indices(xp, _nonfinite(xp, results, size))
         if eager:
             rows.update(self.rows(sorted(set(eager) - set(rows))))
-        return self.assemble(results, rows)
+        outputs = _unaliased(xp, self.assemble(results, rows), columns)
+        self.state.keep(xp, outputs, size)
+        return outputs
 
     def rows(self, indices: Any) -> dict[int, list[Any]]:
         """``f`` itself at these samples: it raises, or gives the reference values."""
@@ -677,6 +704,19 @@ class _Batch:
 
 class _Loop(Exception):
     """The trace holds a Var ``f`` closes over: the batch is a loop of ``f`` (with Vars)."""
+
+
+def _unaliased(xp: Any, results: list[Any], columns: list[Any]) -> list[Any]:
+    """The results with a copy of each that is an input column (a view of the caller's array).
+
+    A program returns an input unchanged as its output (``lambda x: x``, or
+    ``x * 1.0``): without the copy, writing to the result would write to the
+    caller's array.
+    """
+    inputs = set(map(id, columns))  # all alive: no id is reused among them and the results
+    if inputs.isdisjoint(map(id, results)):
+        return results
+    return [xp.asarray(r, copy=True) if id(r) in inputs else r for r in results]
 
 
 def _route(trace: Traced, program: Program) -> tuple[str, str] | None:
