@@ -30,9 +30,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: import benchmarks from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import benchmarks  # noqa: E402,F401  (puts TAPEGRAD_PATH first on sys.path)
-from benchmarks import workloads as wl  # noqa: E402
-from benchmarks.fused import rosen_value_and_grad  # noqa: E402
+import benchmarks  # noqa: F401  (puts TAPEGRAD_PATH first on sys.path)
+from benchmarks import workloads as wl
+from benchmarks.fused import rosen_value_and_grad
 
 
 def calls(size: int) -> tuple[Callable[[], Any], Callable[[], Any], Any]:
@@ -103,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=None, help="samples per block (0: none)")
     args = parser.parse_args(argv)
     if args.block is not None:
-        from tapegrad.programs import vmap as vmap_module
+        import importlib
 
+        vmap_module = importlib.import_module("tapegrad.programs.vmap")  # not the function
         if not hasattr(vmap_module, "BLOCK"):
             raise SystemExit("--block: this tapegrad's vmap has no blocks")
         vmap_module.BLOCK = args.block  # type: ignore[attr-defined]

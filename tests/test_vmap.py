@@ -9,8 +9,11 @@ torch when it and array-api-compat are installed.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import math
 import re
+import weakref
 from collections import namedtuple
 from collections.abc import Callable
 from typing import Any
@@ -574,3 +577,106 @@ def test_an_exception_in_f_leaves_no_tape_and_the_next_call_works() -> None:
         batched(np.array([1.0, 20.0]))
     assert len(current_stack()) == depth
     assert np.array_equal(batched(np.array([1.0, 3.0])), np.array([2.0, 6.0]))
+
+
+# Blocks: a numpy batch longer than vmap.BLOCK is computed block by block
+# (tapegrad.programs.vmap._evaluate_blocks). Every op is elementwise over the
+# samples, so the results must be the unblocked ones bit for bit: compared with
+# BLOCK = 0 (the whole batch at once), byte for byte, and with a loop of f.
+
+VMAP_MODULE = importlib.import_module("tapegrad.programs.vmap")  # not the function vmap
+
+
+def _blocked_and_whole(
+    monkeypatch: pytest.MonkeyPatch, f: Callable[..., Any], *args: Any
+) -> tuple[list[Any], list[Any], int]:
+    """vmap(f)(*args) with blocks and without (fresh vmaps), and how many blocked evaluations."""
+    evaluations = []
+    blocks = VMAP_MODULE._evaluate_blocks
+
+    def spy(*spied: Any) -> Any:
+        evaluations.append(spied[-1])
+        return blocks(*spied)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VMAP_MODULE, "_evaluate_blocks", spy)
+        blocked = list(leaves(tg.vmap(f)(*args)))
+    with monkeypatch.context() as patch:
+        patch.setattr(VMAP_MODULE, "BLOCK", 0)
+        whole = list(leaves(tg.vmap(f)(*args)))
+    return blocked, whole, len(evaluations)
+
+
+def _assert_same_bytes(blocked: list[Any], whole: list[Any]) -> None:
+    assert len(blocked) == len(whole)
+    for b, w in zip(blocked, whole):
+        assert b.dtype == w.dtype and b.shape == w.shape
+        assert b.tobytes() == w.tobytes()  # bit for bit: signs of zeros and NaNs included
+
+
+def _transcendental(x: Any) -> Any:
+    y = tg.math.exp(x[0]) * tg.math.sin(x[1]) + tg.math.log(1.0 + x[0] ** 2) / x[1]
+    return y * tg.math.tanh(x[0] - x[1]) + tg.math.sqrt(x[0] * x[0] + 1.0)
+
+
+@pytest.mark.parametrize("offset", [-1, 0, 1, 3000])
+def test_blocks_give_the_unblocked_results_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, offset: int
+) -> None:
+    size = VMAP_MODULE.BLOCK + offset  # block - 1, block, block + 1, and a block and a part
+    points = np.random.default_rng(offset + 5).uniform(-2.0, 2.0, size=(size, 2))
+    vg = tg.value_and_grad(_transcendental)
+    blocked, whole, evaluations = _blocked_and_whole(monkeypatch, vg, points)
+    assert evaluations == (1 if size > VMAP_MODULE.BLOCK else 0)
+    _assert_same_bytes(blocked, whole)
+    rows = np.arange(0, size, 97)  # and f's own values, at every 97th sample
+    assert_batch_matches((blocked[0][rows], blocked[1][rows]), [vg(p) for p in points[rows]])
+
+
+def test_blocks_split_samples_of_other_branches_in_any_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(VMAP_MODULE, "BLOCK", 16)
+
+    def f(x: Any) -> Any:  # down the wrong branch, log or sqrt would raise
+        y = tg.math.log(x) if x > 0 else tg.math.sqrt(-x)
+        return y * 2.0, x > 0.5, 3.0, x  # a float, a bool, a constant and an input column
+
+    xs = np.linspace(-3.0, 3.0, 70)  # traced at -3: the other branch starts in block 2
+    xs[[5, 40, 41]] = [2.5, -1.0, 0.75]  # a sample of each branch inside blocks of the other
+    xs[50] = math.nan  # no program covers it: f computes it
+    blocked, whole, evaluations = _blocked_and_whole(monkeypatch, f, xs)
+    # One program per branch (x <= 0, 0 < x <= 0.5, x > 0.5) and the one traced
+    # at the NaN (which fails its own guards), each over the 5 blocks.
+    assert evaluations == 4
+    _assert_same_bytes(blocked, whole)
+    assert_batch_matches(tuple(blocked), [f(float(x)) for x in xs], rtol=0.0)
+    assert not np.shares_memory(blocked[3], xs)  # the input column came back copied
+
+
+def test_blocks_raise_fs_error_from_any_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(VMAP_MODULE, "BLOCK", 4)
+
+    def f(x: Any) -> Any:
+        return tg.math.log(x) * 2.0
+
+    xs = np.linspace(1.0, 2.0, 30)
+    xs[21] = -1.0  # in the sixth block
+    assert outcome(tg.vmap(f), xs) == outcome(f, -1.0)
+
+
+def test_blocks_keep_the_last_outputs_between_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocked outputs are held to the next call as unblocked ones are (see _State.keep)."""
+    monkeypatch.setattr(VMAP_MODULE, "BLOCK", 64)
+    f = tg.vmap(lambda x: (x * 2.0, x + 1.0))
+
+    def last_output(batch: np.ndarray) -> weakref.ref[np.ndarray]:
+        doubled, _ = f(batch)
+        return weakref.ref(doubled)
+
+    held = last_output(np.arange(1000.0))  # 16 blocks
+    gc.collect()
+    assert held() is not None
+    not_held = last_output(np.ones(VMAP_MODULE.KEEP_BYTES // 16 + 1000))  # above the cap
+    gc.collect()
+    assert held() is None and not_held() is None

@@ -64,6 +64,10 @@ Axes = Any
 # max per unit), and a loop is the faster way to f's answers.
 BRANCHES_CHECKED_AFTER = 8
 
+# Samples per block when a numpy batch is computed block by block (_evaluate_blocks);
+# 0: the whole batch at once. Larger batches than this are cut into blocks.
+BLOCK = 2**13
+
 # The most bytes of output columns a vmapped function holds between calls
 # (_State.keep), a cap on the memory it keeps: 16 MiB is 10^5 samples of 20 outputs.
 KEEP_BYTES = 16 * 2**20
@@ -774,6 +778,15 @@ def _evaluate(
     inputs = [float(x) if isinstance(x, (int, float)) else x for x in inputs]
     batched = {n for n, x in enumerate(inputs, start=1) if not isinstance(x, float)}
     run = program.array_function(xp, frozenset(batched))
+    if BLOCK > 0 and size > BLOCK and xp is sys.modules.get("numpy"):
+        return _evaluate_blocks(run, xp, inputs, batched, size)
+    return _evaluate_block(run, xp, inputs, size)
+
+
+def _evaluate_block(
+    run: Callable[..., Any], xp: Any, inputs: list[Any], size: int
+) -> tuple[list[Any], Any, Any]:
+    """The compiled program ``run`` on ``size`` samples at once."""
     holds = xp.ones((size,), dtype=xp.bool)
     bad = xp.zeros((size,), dtype=xp.bool)
 
@@ -782,6 +795,32 @@ def _evaluate(
 
     outputs, holds, bad = run(inputs, xp, holds, bad, elementwise)
     return _to_columns(xp, outputs, size), holds, bad
+
+
+def _evaluate_blocks(
+    run: Callable[..., Any], np: Any, inputs: list[Any], batched: set[int], size: int
+) -> tuple[list[Any], Any, Any]:
+    """The compiled program ``run`` over numpy blocks of ``BLOCK`` samples, one after another.
+
+    Each op's columns are then a block long, so a block's values stay in the
+    CPU's caches from op to op, where whole-batch columns of 10^6 samples go
+    to main memory and back at every op. Each block's outputs and masks are
+    written into arrays of the whole batch, made once; every op is
+    elementwise over the samples, so the results are the unblocked ones, bit
+    for bit (tests/test_vmap.py checks it).
+    """
+    outputs: list[Any] = []
+    holds = np.empty((size,), dtype=np.bool_)
+    bad = np.empty((size,), dtype=np.bool_)
+    for start in range(0, size, BLOCK):
+        stop = min(start + BLOCK, size)
+        block = [x[start:stop] if n in batched else x for n, x in enumerate(inputs, start=1)]
+        got, holds[start:stop], bad[start:stop] = _evaluate_block(run, np, block, stop - start)
+        if not outputs:  # the dtypes of the outputs are known after the first block
+            outputs = [np.empty((size,), dtype=column.dtype) for column in got]
+        for column, values in zip(outputs, got):
+            column[start:stop] = values
+    return outputs, holds, bad
 
 
 def _elementwise(xp: Any, fn: Callable[..., float], arrays: list[Any], size: int) -> Any:
