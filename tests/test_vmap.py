@@ -579,7 +579,7 @@ def test_an_exception_in_f_leaves_no_tape_and_the_next_call_works() -> None:
     assert np.array_equal(batched(np.array([1.0, 3.0])), np.array([2.0, 6.0]))
 
 
-# Blocks: a numpy batch longer than vmap.BLOCK is computed block by block
+# Blocks: a numpy batch of two vmap.BLOCKs or more is computed block by block
 # (tapegrad.programs.vmap._evaluate_blocks). Every op is elementwise over the
 # samples, so the results must be the unblocked ones bit for bit: compared with
 # BLOCK = 0 (the whole batch at once), byte for byte, and with a loop of f.
@@ -619,15 +619,17 @@ def _transcendental(x: Any) -> Any:
     return y * tg.math.tanh(x[0] - x[1]) + tg.math.sqrt(x[0] * x[0] + 1.0)
 
 
-@pytest.mark.parametrize("offset", [-1, 0, 1, 3000])
+@pytest.mark.parametrize(("blocks", "offset"), [(2, -1), (2, 0), (2, 1), (3, -1), (3, 1000)])
 def test_blocks_give_the_unblocked_results_bit_for_bit(
-    monkeypatch: pytest.MonkeyPatch, offset: int
+    monkeypatch: pytest.MonkeyPatch, blocks: int, offset: int
 ) -> None:
-    size = VMAP_MODULE.BLOCK + offset  # block - 1, block, block + 1, and a block and a part
-    points = np.random.default_rng(offset + 5).uniform(-2.0, 2.0, size=(size, 2))
+    # A batch of two blocks or more is cut: 2 blocks - 1 sample is not; 2 blocks + 1
+    # ends with a block of one sample, 3 blocks - 1 with one a sample short.
+    size = blocks * VMAP_MODULE.BLOCK + offset
+    points = np.random.default_rng(size).uniform(-2.0, 2.0, size=(size, 2))
     vg = tg.value_and_grad(_transcendental)
     blocked, whole, evaluations = _blocked_and_whole(monkeypatch, vg, points)
-    assert evaluations == (1 if size > VMAP_MODULE.BLOCK else 0)
+    assert evaluations == (1 if size >= 2 * VMAP_MODULE.BLOCK else 0)
     _assert_same_bytes(blocked, whole)
     rows = np.arange(0, size, 97)  # and f's own values, at every 97th sample
     assert_batch_matches((blocked[0][rows], blocked[1][rows]), [vg(p) for p in points[rows]])
