@@ -631,6 +631,9 @@ def test_blocks_give_the_unblocked_results_bit_for_bit(
     blocked, whole, evaluations = _blocked_and_whole(monkeypatch, vg, points)
     assert evaluations == (1 if size >= 2 * VMAP_MODULE.BLOCK else 0)
     _assert_same_bytes(blocked, whole)
+    # Blocked gradients are a view of rows of the table the values are a row of.
+    assert not np.shares_memory(blocked[0], blocked[1])
+    assert not np.shares_memory(blocked[1], points)
     rows = np.arange(0, size, 97)  # and f's own values, at every 97th sample
     assert_batch_matches((blocked[0][rows], blocked[1][rows]), [vg(p) for p in points[rows]])
 

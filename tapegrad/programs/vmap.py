@@ -801,6 +801,20 @@ def _evaluate_block(
     return _to_columns(xp, outputs, size), holds, bad
 
 
+def _output_columns(np: Any, dtypes: list[Any], size: int) -> list[Any]:
+    """Empty columns of ``size`` for outputs of these dtypes; the float64 ones rows of one table.
+
+    An array result whose columns are consecutive rows of the table is then
+    returned as a view of them (``_rows_of_one_table``), not stacked into a
+    copy.
+    """
+    floats = sum(1 for dtype in dtypes if dtype == np.float64)
+    rows = iter(np.empty((floats, size), dtype=np.float64))
+    return [
+        next(rows) if dtype == np.float64 else np.empty((size,), dtype=dtype) for dtype in dtypes
+    ]
+
+
 def _evaluate_blocks(
     run: Callable[..., Any], np: Any, inputs: list[Any], batched: set[int], size: int
 ) -> tuple[list[Any], Any, Any]:
@@ -821,7 +835,7 @@ def _evaluate_blocks(
         block = [x[start:stop] if n in batched else x for n, x in enumerate(inputs, start=1)]
         got, holds[start:stop], bad[start:stop] = _evaluate_block(run, np, block, stop - start)
         if not outputs:  # the dtypes of the outputs are known after the first block
-            outputs = [np.empty((size,), dtype=column.dtype) for column in got]
+            outputs = _output_columns(np, [column.dtype for column in got], size)
         for column, values in zip(outputs, got):
             column[start:stop] = values
     return outputs, holds, bad
@@ -932,11 +946,13 @@ class _Builder:
             # Stacked as rows and returned transposed (a view): stacking as
             # columns writes strided: 1.11 ms a W4 call against 1.02 ms (medians,
             # pyperf, paired).
-            stacked = (
-                xp.permute_dims(xp.stack(cols, axis=0), (1, 0))
-                if cols
-                else xp.zeros((size, 0), dtype=xp.float64)
-            )
+            if not cols:
+                stacked = xp.zeros((size, 0), dtype=xp.float64)
+            else:
+                table = _rows_of_one_table(cols)
+                if table is None:
+                    table = xp.stack(cols, axis=0)
+                stacked = xp.permute_dims(table, (1, 0))
             return self.move(xp.reshape(stacked, (size, *t.keys)))
         items = [self.build(c) for c in t.children]
         if t.kind == "list":
@@ -945,3 +961,30 @@ class _Builder:
             return tuple(items) if t.node_type is None else t.node_type(*items)
         fields = dict(zip(t.keys, items))
         return fields if t.node_type is None else t.node_type(**fields)
+
+
+def _rows_of_one_table(columns: list[Any]) -> Any:
+    """The rows of one 2-D numpy array that ``columns`` are, in order, as one view; or None.
+
+    Blocked outputs are rows of one table (``_output_columns``): an array
+    result made of consecutive rows is that slice, with no stacked copy. W4
+    at 10^6 samples: vmap / hand-fused numpy 0.36 (IQR 0.35-0.36, 20 paired
+    rounds) against 0.47 (IQR 0.46-0.47, 40 rounds) with the copy, and peak
+    memory 1.04x inputs + outputs against 1.48x (benchmarks/vmap_blocks.py).
+    """
+    table = getattr(columns[0], "base", None)
+    np = sys.modules.get("numpy")
+    if table is None or np is None or type(table) is not np.ndarray or table.ndim != 2:
+        return None
+    if not table.flags.c_contiguous:
+        return None
+    start, step = table.__array_interface__["data"][0], table.strides[0]
+    first = (columns[0].__array_interface__["data"][0] - start) // step
+    for k, column in enumerate(columns):
+        if column.base is not table or column.shape != (table.shape[1],):
+            return None
+        if column.strides != (table.strides[1],):
+            return None
+        if column.__array_interface__["data"][0] != start + (first + k) * step:
+            return None
+    return table[first : first + len(columns)]
