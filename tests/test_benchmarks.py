@@ -136,3 +136,33 @@ def test_versions_pairs_two_checkouts_step_by_step(tmp_path: Path) -> None:
     # A checkout without tapegrad is refused, not silently replaced by another one.
     with pytest.raises(RuntimeError, match="the worker imported"):
         versions.paired_ratios(str(tmp_path), str(root), "rosen[12]/tapegrad", rounds=2)
+
+
+def test_fused_w4_matches_finite_differences_and_vmap_blocks_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hand-fused numpy W4 is right (plain floats, central differences), and the script runs."""
+    import importlib
+
+    import numpy as np
+
+    from benchmarks import fused, vmap_blocks
+
+    points = np.array(wl.samples(3))
+    values, grads = fused.rosen_value_and_grad(wl.COEF, points)
+    step = 1e-6
+    for i, row in enumerate(points.tolist()):
+        assert math.isclose(values[i], wl.rosen(wl.COEF, row), rel_tol=1e-12)
+        for j in range(len(row)):
+            up, down = list(row), list(row)
+            up[j] += step
+            down[j] -= step
+            slope = (wl.rosen(wl.COEF, up) - wl.rosen(wl.COEF, down)) / (2 * step)
+            assert math.isclose(grads[i, j], slope, rel_tol=1e-6, abs_tol=1e-5)
+    vmap_module = importlib.import_module("tapegrad.programs.vmap")
+    monkeypatch.setattr(vmap_module, "BLOCK", vmap_module.BLOCK)  # restored after --block
+    # 200 samples in blocks of 16: vmap_blocks checks the blocks against fused to 1e-12.
+    assert vmap_blocks.main(["--sizes", "50,200", "--rounds", "3", "--block", "16"]) == 0
+    assert vmap_module.BLOCK == 16
+    out = capsys.readouterr().out
+    assert "W4[50]: vmap/fused" in out and "W4[200] peak memory" in out
