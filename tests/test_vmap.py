@@ -659,6 +659,26 @@ def test_blocks_split_samples_of_other_branches_in_any_block(
     assert not np.shares_memory(blocked[3], xs)  # the input column came back copied
 
 
+def test_blocks_compute_custom_primitives_element_by_element_per_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(VMAP_MODULE, "BLOCK", 8)
+
+    def f(x: Any) -> Any:  # erf has no array form: float code, sample by sample
+        return tg.math.erf(x) * x if x < 1.0 else tg.math.exp(-x)
+
+    xs = np.linspace(-2.0, 3.0, 43)
+    blocked, whole, evaluations = _blocked_and_whole(monkeypatch, tg.grad(f), xs)
+    assert evaluations == 2
+    _assert_same_bytes(blocked, whole)
+    # d/dx erf(x) x = erf(x) + x 2/sqrt(pi) exp(-x^2); d/dx exp(-x) = -exp(-x), by hand.
+    hand = [
+        math.erf(x) + x * 2.0 / math.sqrt(math.pi) * math.exp(-x * x) if x < 1.0 else -math.exp(-x)
+        for x in xs.tolist()
+    ]
+    np.testing.assert_allclose(blocked[0], hand, rtol=1e-12, atol=1e-15)
+
+
 def test_blocks_raise_fs_error_from_any_block(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(VMAP_MODULE, "BLOCK", 4)
 

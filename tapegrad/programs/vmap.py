@@ -5,7 +5,10 @@ evaluates the program's ops on whole columns of the batch at a time with the
 Array API functions of the inputs' namespace (:mod:`tapegrad.programs.arrays`):
 numpy, array-api-strict, or torch and CuPy arrays through array-api-compat
 (a GPU library computes on the GPU). Per sample that costs a few
-nanoseconds per op, where a Python loop of ``f`` costs microseconds.
+nanoseconds per op, where a Python loop of ``f`` costs microseconds. A numpy
+batch of at least ``2 * BLOCK`` samples is computed block by block, so that a block's
+columns stay in the CPU's caches (``_evaluate_blocks``); other namespaces
+compute the whole batch at once.
 
 Guards are evaluated per sample. Samples whose comparisons go the other way
 are never computed down the traced branch: ``f`` is traced again at the
