@@ -42,16 +42,12 @@ def best_of(repeat: int, run: Any) -> float:
     return min(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=10**7)
-    parser.add_argument("--chunk", type=int, default=10**6)
-    parser.add_argument("--repeat", type=int, default=3)
-    opts = parser.parse_args()
+def rows(samples: int, chunk: int, repeat: int) -> list[tuple[str, float]]:
+    """(how it was computed, best seconds) for numpy in this process and Dask on 1 and 2 workers."""
     import dask.array as da
     import distributed
 
-    n, dim = opts.samples, 10
+    n, dim = samples, 10
     vg = tg.vmap(tg.value_and_grad(rosenbrock))
     points = np.random.default_rng(4).uniform(-2.0, 2.0, size=(n, dim))
 
@@ -59,7 +55,7 @@ def main() -> None:
         values, grads = vg(points)
         float(values.sum()), float(grads.sum())
 
-    rows = [("numpy, this process", best_of(opts.repeat, numpy_run))]
+    out = [("numpy, this process", best_of(repeat, numpy_run))]
     for workers in (1, 2):
         cluster = distributed.LocalCluster(
             n_workers=workers,
@@ -71,7 +67,7 @@ def main() -> None:
         try:
             with distributed.Client(cluster) as client:
                 lazy = da.random.default_rng(4).uniform(
-                    -2.0, 2.0, size=(n, dim), chunks=(opts.chunk, dim)
+                    -2.0, 2.0, size=(n, dim), chunks=(chunk, dim)
                 )
                 lazy = client.persist(lazy)  # drawn once, on the workers, before timing
                 distributed.wait(lazy)
@@ -80,14 +76,25 @@ def main() -> None:
                     values, grads = vg(lazy)
                     client.compute([values.sum(), grads.sum()], sync=True)
 
-                rows.append((f"Dask, {workers} worker process(es)", best_of(opts.repeat, dask_run)))
+                out.append((f"Dask, {workers} worker process(es)", best_of(repeat, dask_run)))
         finally:
             cluster.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=10**7)
+    parser.add_argument("--chunk", type=int, default=10**6)
+    parser.add_argument("--repeat", type=int, default=3)
+    opts = parser.parse_args()
+    n = opts.samples
+    timed = rows(n, opts.chunk, opts.repeat)
     print(f"W4 (10-d Rosenbrock value and gradient), {n:,} samples, chunks of {opts.chunk:,}; ")
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
     print("| computed by | total (s) | per sample (ns) |")
     print("|---|---|---|")
-    for name, seconds in rows:
+    for name, seconds in timed:
         print(f"| {name} | {seconds:.2f} | {seconds / n * 1e9:.0f} |")
 
 

@@ -182,6 +182,16 @@ def _tapegrad_vmap(key: str, size: int) -> Case:
     return Case(lambda: g(wl.COEF, x), _vg)
 
 
+def _numpy_fused(key: str, size: int) -> Case:
+    """W4 written by hand with numpy (``benchmarks/fused.py``): a few array expressions."""
+    import numpy as np
+
+    from benchmarks.fused import rosen_value_and_grad
+
+    x = np.array(wl.samples(size))
+    return Case(lambda: rosen_value_and_grad(wl.COEF, x), _vg)
+
+
 def _micrograd(key: str, size: int) -> Case:
     """micrograd 0.1.0's ``Value``, as its demo uses it."""
     from micrograd.engine import Value
@@ -316,6 +326,7 @@ LIBS: dict[str, Lib] = {
             None,
             "vmap",
         ),
+        Lib("numpy-fused", "numpy, fused by hand", "numpy", "batched", W4, _numpy_fused),
         Lib("micrograd", "micrograd", "micrograd", "eager", ALL, _micrograd, 200_000),
         Lib("torch", "PyTorch (scalar tensors)", "torch", "eager", ALL, _torch, 200_000),
         Lib("autograd", "HIPS autograd", "autograd", "eager", ALL, _autograd, 200_000),

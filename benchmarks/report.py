@@ -61,6 +61,10 @@ n with first + (n - 1) × call ≤ n × eager. *Δ vs eager*: the largest relati
 value and gradient from tapegrad eager's (bold above 1e-9). *runs*: processes × values each.
 
 {workloads}
+## W4 on Dask
+
+{dask}
+
 ## Paired ratios
 
 | target | subject | reference | ratio (per op or sample) | how |
@@ -196,7 +200,41 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         out.append(("≤ 40 bytes per recorded op", text, mem["bytes_per_op"] <= 40))
     else:
         out.append(("≤ 40 bytes per recorded op", mem.get("error", "not measured"), None))
+    vm = data.get("vmap_memory")
+    if vm and "vmap_peak" in vm:
+        times_io = vm["vmap_peak"] / vm["io_bytes"]
+        text = (
+            f"{times_io:.2f}x ({vm['vmap_peak'] / 2**20:.1f} MiB peak, inputs + outputs "
+            f"{vm['io_bytes'] / 2**20:.1f} MiB, at {vm['samples']:,} samples; hand-fused numpy "
+            f"{vm['fused_peak'] / vm['io_bytes']:.2f}x)"
+        )
+        out.append((vm["target"], text, times_io <= vm["limit"]))
+    elif vm:
+        out.append((vm["target"], vm.get("error") or "not measured", None))
     return out
+
+
+def dask(data: dict[str, Any]) -> str:
+    """The Dask section: W4 per sample on numpy in one process and on 1 and 2 Dask workers."""
+    d = data.get("dask")
+    if not d:
+        return "Not run: this run did not select W4 with tapegrad vmap and hand-fused numpy."
+    if "rows" not in d:
+        return f"Not measured: {d.get('error') or 'no result'}."
+    n = d["samples"]
+    lines = [
+        f"`vmap(value_and_grad(rosenbrock))` over {n:,} samples of the 10-d Rosenbrock function,"
+        f" chunks of {d['chunk']:,} samples on a `distributed.LocalCluster` (worker processes,"
+        " one thread each, loopback; the samples drawn and persisted on the workers before"
+        " timing), beside the same `vmap` on one numpy array in this process"
+        " (`benchmarks/dask_rows.py`). Each run sums the values and the gradients; best of"
+        " the runs after a warm-up.",
+        "",
+        "| computed by | total | per sample |",
+        "|---|---:|---:|",
+    ]
+    lines += [row(name, fmt_t(t), fmt_t(t / n)) for name, t in d["rows"]]
+    return "\n".join(lines)
 
 
 def headline(times: Times) -> list[str]:
@@ -340,6 +378,7 @@ def write(data: dict[str, Any], pyperf_json: Path, md: Path) -> None:
         headline="\n".join(headline(times)),
         libraries="\n".join(libraries),
         workloads="\n".join(workloads),
+        dask=dask(data),
         pairs="\n".join(pairs),
         memory="\n".join(memory),
     )

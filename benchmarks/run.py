@@ -74,6 +74,19 @@ TARGETS = [
     ("W4 vmap per sample ≤ 0.1x one plain call", "vmap[1e4]/tapegrad-vmap", "vmap[1e4]/plain"),
     ("W4 loop of grad ≥ 50x slower than vmap", "vmap[1e3]/tapegrad", "vmap[1e4]/tapegrad-vmap"),
 ]
+# vmap against W4 written by hand with numpy (benchmarks/vmap_blocks.py), paired
+# in one process at sizes beyond the W4 cells: (target, samples, rounds); and
+# the peak memory of one vmap call at the largest size, against its inputs and
+# outputs' bytes. --quick: VMAP_QUICK samples, 4 rounds.
+VMAP_FUSED = [
+    ("W4 vmap per sample ≤ 1.3x hand-fused numpy at 10^4 samples", 10**4, 100),
+    ("W4 vmap per sample ≤ 1.3x hand-fused numpy at 10^6 samples", 10**6, 10),
+]
+VMAP_MEMORY = "W4 vmap peak memory at 10^6 samples ≤ 3x inputs + outputs"
+VMAP_QUICK = (100, 1000)
+# W4 on Dask (benchmarks/dask_rows.py): samples, samples per chunk, best of repeats.
+DASK = {"samples": 10**7, "chunk": 10**6, "repeat": 3}
+DASK_QUICK = {"samples": 10**4, "chunk": 2_500, "repeat": 1}
 
 
 def _median_step(case: Any, seconds: float, at_least: int = 3) -> tuple[float, int]:
@@ -172,6 +185,20 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
         out["ratios"] = pair(cell, bench.parse(job["reference"]), job["seconds"])
     elif job["job"] == "memory":
         out |= memory(job["lib"], job["n"])
+    elif job["job"] == "vmap_fused":
+        from benchmarks import vmap_blocks
+
+        out["ratios"] = vmap_blocks.paired(job["size"], job["rounds"])[0]
+    elif job["job"] == "vmap_memory":
+        from benchmarks import vmap_blocks
+
+        keys = ("vmap_peak", "fused_peak", "io_bytes")
+        out |= {"samples": job["size"], **dict(zip(keys, vmap_blocks.peak_memory(job["size"])))}
+    elif job["job"] == "dask":
+        from benchmarks import dask_rows
+
+        out["rows"] = dask_rows.rows(job["samples"], job["chunk"], job["repeat"])
+        out["samples"], out["chunk"] = job["samples"], job["chunk"]
     return out
 
 
@@ -294,6 +321,26 @@ class Run:
             p["ratios"].append(t[subj] / t[ref])
         p["error"] = err
 
+    def vmap_fused(self) -> None:
+        """vmap against hand-fused numpy, paired (``VMAP_FUSED``), its peak memory, and Dask."""
+        quick = self.args.quick
+        for (text, size, rounds), small in zip(VMAP_FUSED, VMAP_QUICK):
+            size, rounds = (small, 4) if quick else (size, rounds)
+            p: dict[str, Any] = {"target": text, "subject": ("vmap", size, "tapegrad-vmap")}
+            p |= {"reference": ("vmap", size, "numpy-fused"), "scale": 1.0, "how": "inproc"}
+            p |= {"limit": float(re.findall(r"[≤≥] ([\d.]+)x", text)[0]), "at_most": True}
+            print(f"pair: {text}", flush=True)
+            job = {"job": "vmap_fused", "size": size, "rounds": rounds}
+            res, p["error"] = self.child(job)
+            p["ratios"] = res.get("ratios", [])
+            self.data["pairs"].append(p)
+        size = VMAP_QUICK[-1] if quick else VMAP_FUSED[-1][1]
+        res, err = self.child({"job": "vmap_memory", "size": size})
+        self.data["vmap_memory"] = {"target": VMAP_MEMORY, "limit": 3.0, **(res or {"error": err})}
+        print("dask: W4 on numpy and on 1 and 2 Dask workers", flush=True)
+        res, err = self.child({"job": "dask", **(DASK_QUICK if quick else DASK)})
+        self.data["dask"] = res if "rows" in res else {"error": err or "no result"}
+
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; see the module docstring."""
@@ -333,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
             run.cell(cell, pyperf_json)
         for target in TARGETS:
             run.target(*target)
+        selected = bench.split(args.libs) or LIBS
+        if ("vmap" in (bench.split(args.only) or wl.WORKLOADS)) and all(
+            lib in selected and not LIBS[lib].missing() for lib in ("tapegrad-vmap", "numpy-fused")
+        ):
+            run.vmap_fused()
         run.data["memory"] = {}
         for lib, n in MEMORY.items():
             if lib in (bench.split(args.libs) or LIBS) and not LIBS[lib].missing():
