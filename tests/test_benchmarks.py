@@ -166,3 +166,31 @@ def test_fused_w4_matches_finite_differences_and_vmap_blocks_runs(
     assert vmap_module.BLOCK == 16
     out = capsys.readouterr().out
     assert "W4[50]: vmap/fused" in out and "W4[200] peak memory" in out
+
+
+def test_quick_run_vmap_against_fused_numpy_and_dask(tmp_path: Path) -> None:
+    """``run.py --quick --only vmap``: the paired vmap / fused targets, peak memory, Dask rows."""
+    out, md = tmp_path / "r", tmp_path / "bench.md"
+    argv = ["--quick", "--only", "vmap", "--libs", "plain,tapegrad-vmap,numpy-fused"]
+    if libs.LIBS["tapegrad-vmap"].missing():
+        pytest.skip(libs.LIBS["tapegrad-vmap"].missing())
+    assert run.main([*argv, "--out", str(out), "--md", str(md)]) == 0
+    data: dict[str, Any] = json.loads(out.with_suffix(".json").read_text())
+    fused = [p for p in data["pairs"] if p["reference"][2] == "numpy-fused"]
+    assert [p["target"] for p in fused] == [text for text, _, _ in run.VMAP_FUSED]
+    assert [p["subject"][1] for p in fused] == list(run.VMAP_QUICK)
+    assert all(len(p["ratios"]) == 4 and all(r > 0 for r in p["ratios"]) for p in fused)
+    mem = data["vmap_memory"]
+    # the peak counts X and the results, which are alive at its end: at least their bytes
+    assert mem["samples"] == run.VMAP_QUICK[-1] and mem["vmap_peak"] >= mem["io_bytes"] > 0
+    text = md.read_text()
+    assert run.VMAP_MEMORY in text and "numpy, fused by hand" in text
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        assert "Not measured" in text.split("## W4 on Dask")[1].split("##")[0]
+        return
+    names = [name for name, _ in data["dask"]["rows"]]
+    assert names == ["numpy, this process", *(f"Dask, {w} worker process(es)" for w in (1, 2))]
+    assert all(t > 0 for _, t in data["dask"]["rows"])
