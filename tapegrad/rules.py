@@ -27,7 +27,10 @@ Vocabulary (as in PyTorch's ``derivatives.yaml``):
   are from a kink or edge, and the points at its edges and branch thresholds
   (:class:`Inputs`);
 * ``fast_path``: whether ``tools/gen_fastpaths.py`` writes an inlined eager
-  fast path of Var for it.
+  fast path of Var for it;
+* ``inline``: the forward as a Python expression of ``{0}`` (``{1}`` ...),
+  which the float program of :func:`tapegrad.jit` writes in place of a call
+  (kinks, NaN included); ``""`` for a call of ``forward``.
 
 The partials are written with operators and the functions defined at the end
 of this module (``cos``, ``sqrt``, ``step`` ...), which apply a row of this very
@@ -162,6 +165,7 @@ class Rule:
     domain: Domain | None = UNKNOWN_DOMAIN
     inputs: Inputs | None = None
     fast_path: bool = False
+    inline: str = ""
 
     @property
     def arity(self) -> int:
@@ -710,7 +714,8 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          Inputs(_R, _kink_at_zero, (0.0,))),
     Rule("relu",    "relu",  _relu,                (lambda x, out: step(x),),
          _api("relu", None), _xp_relu, None,
-         Inputs(_R, _kink_at_zero, (0.0,)), True),
+         Inputs(_R, _kink_at_zero, (0.0,)), True,
+         inline="({0} if {0} > 0.0 or {0} != {0} else 0.0)"),
     Rule("tanh",    "tanh",  math.tanh,            (lambda x, out: 1.0 - out * out,),
          _api("tanh"), lambda xp, x: xp.tanh(x), None,
          Inputs(_R, smooth, (0.0, 20.0), _ULPS), True),
@@ -837,10 +842,12 @@ RULES: dict[str, Rule] = {r.name: r for r in [
     # The vocabulary of the partials above: value-dependent choices as primitives.
     Rule("step",    "step",  _step,                (_zero,),
          Names(), _xp_step, None,
-         Inputs(_R, _kink_at_zero, (0.0,))),
+         Inputs(_R, _kink_at_zero, (0.0,)),
+         inline="(1.0 if {0} > 0.0 else 0.0)"),
     Rule("sign",    "sign",  _sign,                (_zero,),
          Names(), _xp_sign, None,
-         Inputs(_R, _kink_at_zero, (0.0,))),
+         Inputs(_R, _kink_at_zero, (0.0,)),
+         inline="(1.0 if {0} > 0.0 else -1.0 if {0} < 0.0 else 0.0)"),
     Rule("min_dx",  "min'",  _min_dx,              (_zero,                         _zero),
          Names(), lambda xp, x, y: _xp_tie_slope(xp, x < y, x, y), None,
          Inputs(_R2, _apart, (0.0,))),

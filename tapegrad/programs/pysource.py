@@ -104,13 +104,6 @@ def literal(value: Any) -> str:
 ADD, SUB, MUL, DIV = RULES["add"], RULES["sub"], RULES["mul"], RULES["div"]
 NEG, POW, SCALED_POW = RULES["neg"], RULES["pow"], RULES["scaled_pow"]
 
-# Kinks on floats, inlined with the semantics of their rule's forward (NaN included).
-_INLINE = {
-    RULES["relu"]: "({0} if {0} > 0.0 or {0} != {0} else 0.0)",
-    RULES["step"]: "(1.0 if {0} > 0.0 else 0.0)",
-    RULES["sign"]: "(1.0 if {0} > 0.0 else -1.0 if {0} < 0.0 else 0.0)",
-}
-
 # A guard a <op> b that held (True) or did not (False), as the test that must
 # hold at replay; each is False for a NaN operand, so a NaN fails the guard.
 # The array dialect writes `and` as `&` (the tests are parenthesised there).
@@ -260,9 +253,8 @@ class Writer:
 
     def call(self, step: Step, ops: list[str], batched: bool) -> str:
         """An op on floats: inlined kink, or a call of the rule's float function."""
-        template = _INLINE.get(step.rule)
-        if template is not None:
-            return template.format(*ops)
+        if step.rule.inline:  # the row's own expression (kinks)
+            return step.rule.inline.format(*ops)
         return f"{self.forward_name(step.rule)}({', '.join(ops)})"
 
     def guard(self, guard: Guard, number: int) -> None:
